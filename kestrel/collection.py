@@ -1,0 +1,255 @@
+"""
+QueueCollection: every queue of the server by name, with fanout children and aliases.
+
+Queues are created on first use (a set, get, peek or monitor) and found on disk at start.
+A name `master+child` is a fanout child: from its first use on, every item added to
+`master` is first added to it. An alias (config only) is a name whose adds go to each of
+its destinations and whose reads find nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from kestrel.config import ServerConfig, validate_queue_name
+from kestrel.journal import files
+from kestrel.journal.writer import JournalWriter
+from kestrel.queue import Item, PersistentQueue
+
+
+class InvalidQueueName(ValueError):
+    pass
+
+
+class AliasCounters:
+    __slots__ = ("put_items", "put_bytes")
+
+    def __init__(self):
+        self.put_items = 0
+        self.put_bytes = 0
+
+
+def physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+class QueueCollection(Service):
+    log = Logger()
+
+    def __init__(self, config: ServerConfig, writer: JournalWriter, clock: IReactorTime):
+        self.config = config
+        self.queue_path = config.queue_path
+        self._writer = writer
+        self._clock = clock
+        self._queues: dict[str, PersistentQueue] = {}
+        self._children: dict[str, list[str]] = {}
+        self._alias_counters: dict[str, AliasCounters] = {}
+        self._sweeper: LoopingCall | None = None
+        self.queue_creates = 0
+        self.queue_deletes = 0
+        self.queue_expires = 0
+
+    # Service
+
+    def startService(self) -> None:
+        super().startService()
+        self.load()
+        frequency = self.config.expiration_timer_frequency
+        if frequency:
+            self._sweeper = LoopingCall(self.sweep)
+            self._sweeper.clock = self._clock
+            self._sweeper.start(frequency, now=False)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._sweeper is not None and self._sweeper.running:
+            self._sweeper.stop()
+        self.close()
+
+    def load(self) -> None:
+        """Create and replay every queue that has journal files, before anyone connects."""
+        os.makedirs(self.queue_path, exist_ok=True)
+        for name in files.queue_names(self.queue_path):
+            try:
+                self.queue(name)
+            except InvalidQueueName:
+                self.log.warn("ignoring journal file with an illegal queue name: {name}", name=name)
+        self._warn_masked_queues()
+
+    def close(self) -> None:
+        for queue in self._queues.values():
+            queue.close()
+
+    # Names
+
+    def __len__(self) -> int:
+        return len(self._queues)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._queues
+
+    def names(self) -> list[str]:
+        return sorted(self._queues)
+
+    def aliases(self) -> dict[str, tuple[str, ...]]:
+        return dict(self.config.aliases)
+
+    def queue(self, name: str, create: bool = True) -> PersistentQueue | None:
+        """The queue called `name`, created (and replayed from disk) on first use if `create`."""
+        queue = self._queues.get(name)
+        if queue is not None or not create:
+            return queue
+        try:
+            validate_queue_name(name)
+        except ValueError as error:
+            raise InvalidQueueName(str(error)) from None
+        config = self.config.queue_config(name)
+        queue = PersistentQueue(name, config, self.queue_path, self._writer, self._clock)
+        self._attach_expiry(queue)
+        queue.replay()
+        self._queues[name] = queue
+        master, plus, _ = name.partition("+")
+        if plus:
+            self._children.setdefault(master, []).append(name)
+        self.queue_creates += 1
+        self.log.info("created queue {queue} ({items} items)", queue=name, items=queue.items)
+        return queue
+
+    def _attach_expiry(self, queue: PersistentQueue) -> None:
+        target = queue.config.expire_to_queue
+        if target:
+            queue.expired_sink = lambda item: self.add(target, item.data)
+        else:
+            queue.expired_sink = None
+
+    # Items
+
+    def add(self, name: str, data: bytes, expiry: int = 0) -> bool:
+        """Add to a queue, its fanout children first, or to each destination of an alias."""
+        destinations = self.config.aliases.get(name)
+        if destinations is not None:
+            counters = self._alias_counters.setdefault(name, AliasCounters())
+            counters.put_items += 1
+            counters.put_bytes += len(data)
+            return all([self.add(destination, data, expiry) for destination in destinations])
+        queue = self.queue(name)
+        for child in self._children.get(name, ()):
+            self._queues[child].add(data, expiry)
+        if queue.config.fanout_only:
+            return not queue.closed
+        return queue.add(data, expiry)
+
+    def fetch(self, name: str, transaction: bool = False, peek: bool = False, deadline: float | None = None) -> Item | None | Deferred:
+        """A read; see `PersistentQueue.fetch`. An alias always reads as empty."""
+        if name in self.config.aliases:
+            return None
+        return self.queue(name).fetch(transaction, peek, deadline)
+
+    def confirm(self, name: str, xid: int) -> bool:
+        queue = self._queues.get(name)
+        return queue is not None and queue.confirm(xid)
+
+    def unremove(self, name: str, xid: int) -> bool:
+        queue = self._queues.get(name)
+        return queue is not None and queue.unremove(xid)
+
+    # Administration
+
+    def flush(self, name: str) -> None:
+        queue = self._queues.get(name)
+        if queue is not None:
+            queue.flush()
+
+    def flush_all(self) -> None:
+        for queue in list(self._queues.values()):
+            queue.flush()
+
+    def flush_expired(self, name: str) -> int:
+        queue = self._queues.get(name)
+        return 0 if queue is None else queue.discard_expired()
+
+    def flush_all_expired(self) -> int:
+        return sum(queue.discard_expired() for queue in list(self._queues.values()))
+
+    def delete(self, name: str) -> bool:
+        """Close a queue, erase its journal and forget it. False if there was no such queue."""
+        queue = self._queues.pop(name, None)
+        if queue is None:
+            return False
+        queue.destroy()
+        master, plus, _ = name.partition("+")
+        if plus and name in self._children.get(master, ()):
+            self._children[master].remove(name)
+            if not self._children[master]:
+                del self._children[master]
+        self.queue_deletes += 1
+        self.log.info("deleted queue {queue}", queue=name)
+        return True
+
+    def sweep(self) -> None:
+        """The background task: expire items everywhere, then delete queues past `max_queue_age`."""
+        self.flush_all_expired()
+        now = self._clock.seconds()
+        for name, queue in list(self._queues.items()):
+            max_age = queue.config.max_queue_age
+            if max_age is not None and queue.memory_items == 0 and queue.items == 0 and now - queue.created_at > max_age:
+                self.delete(name)
+                self.queue_expires += 1
+
+    def reload(self, config: ServerConfig) -> None:
+        """Take new queue settings and aliases; server-level settings keep their start-up values."""
+        self.config = config
+        for name, queue in self._queues.items():
+            queue.reconfigure(config.queue_config(name))
+            self._attach_expiry(queue)
+        self._warn_masked_queues()
+        self.log.info("reloaded queue configuration from {path}", path=config.config_path)
+
+    def _warn_masked_queues(self) -> None:
+        masked = sorted(set(self._queues) & set(self.config.aliases))
+        if masked:
+            self.log.warn("queue name(s) masked by alias(es): {names}", names=", ".join(masked))
+
+    # Stats
+
+    def children(self, name: str) -> list[str]:
+        return list(self._children.get(name, ()))
+
+    def current_items(self) -> int:
+        return sum(queue.items for queue in self._queues.values())
+
+    def current_bytes(self) -> int:
+        return sum(queue.bytes for queue in self._queues.values())
+
+    def total_items(self) -> int:
+        return sum(queue.total_items for queue in self._queues.values())
+
+    def reserved_memory_ratio(self) -> float:
+        reserved = sum(queue.config.max_memory_size for queue in self._queues.values())
+        return reserved / physical_memory()
+
+    def queue_stats(self, names: Iterable[str] | None = None) -> list[tuple[str, list[tuple[str, object]]]]:
+        """Per-queue stats (and alias stats), for the given names or all, without creating queues."""
+        wanted = sorted(set(self._queues) | set(self.config.aliases)) if names is None else list(names)
+        report = []
+        for name in wanted:
+            if name in self.config.aliases:
+                counters = self._alias_counters.get(name, AliasCounters())
+                report.append((name, [
+                    ("put_items", counters.put_items),
+                    ("put_bytes", counters.put_bytes),
+                    ("children", ",".join(self.config.aliases[name])),
+                ]))
+            elif name in self._queues:
+                stats: list[tuple[str, object]] = list(self._queues[name].stats())
+                if self._children.get(name):
+                    stats.append(("children", ",".join(self._children[name])))
+                report.append((name, stats))
+        return report

@@ -1,0 +1,375 @@
+"""The server's TOML configuration: parsing, validation and per-queue inheritance.
+
+A queue's settings resolve as built-in defaults -> ``[default]`` -> ``[queues.NAME]``
+-> ``[queues."NAME+CHILD"]`` (Kestrel 2.3.4+): a fanout child starts from its
+master's resolved settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import partial
+from types import MappingProxyType
+
+Parser = Callable[[object], object]
+
+MAX_QUEUE_NAME_BYTES = 250
+STATUSES = ("up", "readonly", "quiescent", "writeavoid")
+
+_SIZE = re.compile(r"([0-9]+)\s*(?:([kmgt])(?:i?b)?|b)?", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|min|m|h|d)?", re.IGNORECASE)
+# Decimal so that "100ms" becomes exactly the float 0.1.
+_DURATION_UNITS = {
+    None: Decimal(1),
+    "ms": Decimal("0.001"),
+    "s": Decimal(1),
+    "m": Decimal(60),
+    "min": Decimal(60),
+    "h": Decimal(3600),
+    "d": Decimal(86400),
+}
+
+_BARE_TOML_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message is one line naming file, table and key."""
+
+
+def _is_integer(value: object) -> bool:
+    # TOML booleans arrive as bool, which is a subclass of int.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_size(value: object) -> int:
+    """Bytes from an int or a string such as "16MB", "512 KiB" or "1024" (units are powers of 1024)."""
+    if _is_integer(value) and value >= 0:
+        return value
+    if isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
+        unit = match[2].lower() if match[2] else None
+        return int(match[1]) * _SIZE_UNITS[unit]
+    raise ValueError(f"expected a size in bytes such as 1024 or '16MB', got {value!r}")
+
+
+def parse_duration(value: object) -> float | None:
+    """Seconds from a number or a string such as "100ms", "30s", "5min", "1h", "2d"; "never" is None."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() == "never":
+            return None
+        if match := _DURATION.fullmatch(text):
+            unit = match[2].lower() if match[2] else None
+            return float(Decimal(match[1]) * _DURATION_UNITS[unit])
+    elif (_is_integer(value) or isinstance(value, float)) and math.isfinite(value) and value >= 0:
+        return float(value)
+    raise ValueError(f"expected a duration such as '30s', '100ms', 0 or 'never', got {value!r}")
+
+
+def _queue_name_problem(name: str) -> str | None:
+    if not name:
+        return "empty"
+    for char in name:
+        if char in "./~" or char.isspace() or not char.isprintable():
+            return f"{char!r} is not allowed"
+    if name.startswith("+") or name.endswith("+") or name.count("+") > 1:
+        return "'+' may only separate a master from one fanout child"
+    if len(name.encode()) > MAX_QUEUE_NAME_BYTES:
+        return f"longer than {MAX_QUEUE_NAME_BYTES} bytes"
+    return None
+
+
+def validate_queue_name(name: str) -> None:
+    """Raise ValueError unless ``name`` can name a queue (and its journal file)."""
+    problem = _queue_name_problem(name)
+    if problem is not None:
+        raise ValueError(f"queue name contains illegal characters: {name!r} ({problem})")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """One queue's settings; durations are seconds, None meaning never / no limit."""
+
+    max_items: int = 2**31 - 1
+    max_size: int = 2**63 - 1
+    max_item_size: int = 2**63 - 1
+    max_age: float | None = None
+    default_journal_size: int = 16 * 1024**2
+    max_memory_size: int = 128 * 1024**2
+    max_journal_size: int = 1024**3
+    min_journal_compact_delay: float | None = 60.0
+    discard_old_when_full: bool = False
+    keep_journal: bool = True
+    sync_journal: float | None = None  # None = never fsync; 0.0 = every batch; > 0 = period
+    expire_to_queue: str | None = None
+    max_expire_sweep: int = 2**31 - 1
+    fanout_only: bool = False
+    max_queue_age: float | None = None
+    disable_aggressive_rewrites: bool = False
+    open_transaction_timeout: float | None = None
+
+
+def _frozen_overrides(overrides: Mapping[str, Mapping[str, object]]) -> Mapping[str, Mapping[str, object]]:
+    return MappingProxyType({name: MappingProxyType(dict(options)) for name, options in overrides.items()})
+
+
+def _frozen_aliases(aliases: Mapping[str, tuple[str, ...]]) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({name: tuple(destinations) for name, destinations in aliases.items()})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The whole server's settings; immutable, so a reload builds a new one."""
+
+    queue_path: str
+    config_path: str | None = None
+    memcache_listen: str = "tcp:22133"
+    text_listen: str = "tcp:2222"
+    thrift_listen: str = "tcp:2229"
+    admin_listen: str = "tcp:2223:interface=127.0.0.1"
+    max_open_transactions: int = 1
+    expiration_timer_frequency: float | None = None
+    client_timeout: float | None = None
+    status_file: str | None = None
+    default_status: str = "up"
+    status_change_grace_period: float = 0.0
+    connection_limit_refuse_writes: int | None = None
+    connection_limit_refuse_reads: int | None = None
+    max_connections: int | None = None
+    max_line_length: int = 8192
+    max_value_size: int = 64 * 1024**2
+    manhole_listen: str = ""
+    manhole_authorized_keys: str | None = None
+    default_queue: QueueConfig = QueueConfig()
+    queue_overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    _resolved: dict[str, QueueConfig] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "queue_overrides", _frozen_overrides(self.queue_overrides))
+        object.__setattr__(self, "aliases", _frozen_aliases(self.aliases))
+
+    def queue_config(self, name: str) -> QueueConfig:
+        """The resolved settings of queue ``name``, configured or not."""
+        resolved = self._resolved.get(name)
+        if resolved is None:
+            master, plus, _child = name.partition("+")
+            parent = self.queue_config(master) if plus else self.default_queue
+            resolved = dataclasses.replace(parent, **self.queue_overrides.get(name, {}))
+            self._resolved[name] = resolved
+        return resolved
+
+    def configured_queue_names(self) -> list[str]:
+        """Names that have a ``[queues.NAME]`` table, sorted."""
+        return sorted(self.queue_overrides)
+
+
+def _count(value: object) -> int:
+    if _is_integer(value) and value >= 0:
+        return value
+    raise ValueError(f"expected a non-negative integer, got {value!r}")
+
+
+def _positive_count(value: object) -> int:
+    if _is_integer(value) and value >= 1:
+        return value
+    raise ValueError(f"expected a positive integer, got {value!r}")
+
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _string(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"expected a string, got {value!r}")
+
+
+def _finite_duration(value: object) -> float:
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise ValueError(f"expected a finite duration, got {value!r}")
+    return seconds
+
+
+def _queue_name(value: object) -> str:
+    name = _string(value)
+    validate_queue_name(name)
+    return name
+
+
+def _status(value: object) -> str:
+    status = _string(value).lower()
+    if status not in STATUSES:
+        raise ValueError(f"expected one of {', '.join(STATUSES)}, got {value!r}")
+    return status
+
+
+def _absolute_path(value: object, base_dir: str) -> str:
+    path = _string(value)
+    if not path:
+        raise ValueError("expected a path, got ''")
+    return os.path.abspath(os.path.join(base_dir, path))
+
+
+def _alias_destinations(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(name, str) for name in value):
+        raise ValueError(f"expected a non-empty list of queue names, got {value!r}")
+    for name in value:
+        validate_queue_name(name)
+    return tuple(value)
+
+
+QUEUE_OPTION_PARSERS: Mapping[str, Parser] = MappingProxyType(
+    {
+        "max_items": _count,
+        "max_size": parse_size,
+        "max_item_size": parse_size,
+        "max_age": parse_duration,
+        "default_journal_size": parse_size,
+        "max_memory_size": parse_size,
+        "max_journal_size": parse_size,
+        "min_journal_compact_delay": parse_duration,
+        "discard_old_when_full": _boolean,
+        "keep_journal": _boolean,
+        "sync_journal": parse_duration,
+        "expire_to_queue": _queue_name,
+        "max_expire_sweep": _count,
+        "fanout_only": _boolean,
+        "max_queue_age": parse_duration,
+        "disable_aggressive_rewrites": _boolean,
+        "open_transaction_timeout": parse_duration,
+    }
+)
+
+
+def server_option_parsers(base_dir: str) -> dict[str, Parser]:
+    """Parsers for the ``[server]`` table; paths resolve against ``base_dir``."""
+    path = partial(_absolute_path, base_dir=base_dir)
+    return {
+        "queue_path": path,
+        "memcache_listen": _string,
+        "text_listen": _string,
+        "thrift_listen": _string,
+        "admin_listen": _string,
+        "max_open_transactions": _positive_count,
+        "expiration_timer_frequency": parse_duration,
+        "client_timeout": parse_duration,
+        "status_file": path,
+        "default_status": _status,
+        "status_change_grace_period": _finite_duration,
+        "connection_limit_refuse_writes": _count,
+        "connection_limit_refuse_reads": _count,
+        "max_connections": _count,
+        "max_line_length": parse_size,
+        "max_value_size": parse_size,
+    }
+
+
+def manhole_option_parsers(base_dir: str) -> dict[str, Parser]:
+    """Parsers for the ``[manhole]`` table, whose keys become ``manhole_<key>`` fields."""
+    return {"listen": _string, "authorized_keys": partial(_absolute_path, base_dir=base_dir)}
+
+
+_TABLES = ("server", "manhole", "default", "queues", "aliases")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_TOML_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _config_error(source: str, table: str, key: str, reason: str) -> ConfigError:
+    return ConfigError(f"{source}: [{table}] {_toml_key(key)}: {reason}")
+
+
+def _parse_table(
+    table: Mapping[str, object], parsers: Mapping[str, Parser], source: str, table_name: str
+) -> dict[str, object]:
+    parsed = {}
+    for key, value in table.items():
+        parser = parsers.get(key)
+        if parser is None:
+            raise _config_error(source, table_name, key, "unknown option")
+        try:
+            parsed[key] = parser(value)
+        except ValueError as err:
+            raise _config_error(source, table_name, key, str(err)) from None
+    return parsed
+
+
+def _top_level_tables(document: Mapping[str, object], source: str) -> dict[str, Mapping[str, object]]:
+    for name, value in document.items():
+        if name not in _TABLES:
+            raise ConfigError(f"{source}: [{_toml_key(name)}]: unknown table")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {name}: expected a table, got {value!r}")
+    return {name: document.get(name, {}) for name in _TABLES}
+
+
+def _parse_queue_overrides(queues: Mapping[str, object], source: str) -> dict[str, dict[str, object]]:
+    overrides = {}
+    for name, table in queues.items():
+        try:
+            validate_queue_name(name)
+        except ValueError as err:
+            raise _config_error(source, "queues", name, str(err)) from None
+        if not isinstance(table, dict):
+            raise _config_error(source, "queues", name, f"expected a table, got {table!r}")
+        overrides[name] = _parse_table(table, QUEUE_OPTION_PARSERS, source, f"queues.{_toml_key(name)}")
+    return overrides
+
+
+def _parse_aliases(aliases: Mapping[str, object], source: str) -> dict[str, tuple[str, ...]]:
+    parsed = {}
+    for name, destinations in aliases.items():
+        try:
+            validate_queue_name(name)
+            parsed[name] = _alias_destinations(destinations)
+        except ValueError as err:
+            raise _config_error(source, "aliases", name, str(err)) from None
+    return parsed
+
+
+def parse_config(document: dict, path: str | None, base_dir: str) -> ServerConfig:
+    """Build a ServerConfig from a parsed TOML document read from ``path`` (None if not from a file)."""
+    source = path if path is not None else "<config>"
+    tables = _top_level_tables(document, source)
+    server = _parse_table(tables["server"], server_option_parsers(base_dir), source, "server")
+    if "queue_path" not in server:
+        raise _config_error(source, "server", "queue_path", "missing (required)")
+    manhole = _parse_table(tables["manhole"], manhole_option_parsers(base_dir), source, "manhole")
+    default = _parse_table(tables["default"], QUEUE_OPTION_PARSERS, source, "default")
+    return ServerConfig(
+        **server,
+        **{f"manhole_{key}": value for key, value in manhole.items()},
+        config_path=os.path.abspath(path) if path is not None else None,
+        default_queue=QueueConfig(**default),
+        queue_overrides=_parse_queue_overrides(tables["queues"], source),
+        aliases=_parse_aliases(tables["aliases"], source),
+    )
+
+
+def load_config(path: str) -> ServerConfig:
+    """Read and validate the TOML file at ``path``; relative paths in it resolve against its directory."""
+    try:
+        with open(path, "rb") as file:
+            document = tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: {err.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: {err}") from None
+    return parse_config(document, path, os.path.dirname(os.path.abspath(path)))

@@ -1,0 +1,199 @@
+"""
+The blocking half of one queue's journal: file writes, renames and reads.
+
+Only the journal writer thread calls into this module once the server runs (start-up
+replay calls it before). The reactor side (`journal.py`) decides every file name and
+size; this side just carries the decisions out, so the two never disagree about which
+file holds what.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Iterator, Sequence
+
+from kestrel.journal import files, records
+
+READ_CHUNK = 1 << 20
+ITEM_OPS = frozenset((records.ADD, records.ADDX, records.ADD_XID, records.CONTINUE))
+
+
+def encode_state(opens: Iterable[tuple[int, object]], items: Iterable[object | None]) -> Iterator[bytes]:
+    """
+    Journal records that rebuild a queue: each open read as an add then a tentative remove
+    of it, then the queued items. A None item is a placeholder for an item that later
+    records remove again, so it carries no data.
+    """
+    for xid, item in opens:
+        yield records.encode_addx(item.data, item.add_time, item.expiry)
+        yield records.encode_remove_tentative(xid)
+    for item in items:
+        if item is None:
+            yield records.encode_addx(b"", 0, 0)
+        else:
+            yield records.encode_addx(item.data, item.add_time, item.expiry)
+
+
+class JournalFiles:
+    """The files of one queue: `<name>` is written, `<name>.<ms>` are rotated away."""
+
+    def __init__(self, directory: str, name: str):
+        self.directory = directory
+        self.name = name
+        self._current: int | None = None
+
+    def path(self, filename: str) -> str:
+        return os.path.join(self.directory, filename)
+
+    def write(self, data: bytes | bytearray) -> None:
+        if self._current is None:
+            self._current = os.open(self.path(self.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._current, view):]
+
+    def fsync(self) -> None:
+        if self._current is not None:
+            os.fsync(self._current)
+
+    def close(self) -> None:
+        if self._current is not None:
+            os.fsync(self._current)
+            os.close(self._current)
+            self._current = None
+
+    def rotate(self, rotated_filename: str) -> None:
+        self.close()
+        self._rename_if_present(self.name, rotated_filename)
+        self.write(b"")
+        files.fsync_directory(self.directory)
+
+    def rewrite(self, content: Iterable[bytes], rotated_timestamp: int, pack_timestamp: int) -> None:
+        """
+        Replace every file of the queue with `content`, so that a crash at any step leaves
+        either the old files or the new content for the next replay, never both:
+        write a temp file; rotate `<name>` away so that all old content sits in rotated
+        files; rename the temp file to a pack newer than all of them (from here on the
+        start-up listing replaces the old files by the pack); let the listing do so; then
+        move the pack into place as `<name>`.
+        """
+        temp = self._write_temp(content, pack_timestamp)
+        self.close()
+        self._rename_if_present(self.name, files.rotated_name(self.name, rotated_timestamp))
+        os.rename(self.path(temp), self.path(files.pack_name(self.name, pack_timestamp)))
+        files.fsync_directory(self.directory)
+        files.journal_files(self.directory, self.name)
+        os.rename(self.path(files.rotated_name(self.name, pack_timestamp)), self.path(self.name))
+        files.fsync_directory(self.directory)
+
+    def pack(self, content: Iterable[bytes], temp_timestamp: int, checkpoint_timestamp: int) -> None:
+        """Replace the rotated files up to and including `<name>.<checkpoint>` by `content`."""
+        temp = self._write_temp(content, temp_timestamp)
+        os.rename(self.path(temp), self.path(files.pack_name(self.name, checkpoint_timestamp)))
+        files.fsync_directory(self.directory)
+        files.journal_files(self.directory, self.name)
+        files.fsync_directory(self.directory)
+
+    def erase(self, filenames: Sequence[str]) -> None:
+        self.close()
+        for filename in filenames:
+            try:
+                os.unlink(self.path(filename))
+            except FileNotFoundError:
+                pass
+        files.fsync_directory(self.directory)
+
+    def _write_temp(self, content: Iterable[bytes], timestamp: int) -> str:
+        temp = files.temp_name(self.name, timestamp)
+        with open(self.path(temp), "wb") as out:
+            # Joining in slices bounds memory while keeping the number of writes small.
+            batch: list[bytes] = []
+            size = 0
+            for record in content:
+                batch.append(record)
+                size += len(record)
+                if size >= READ_CHUNK:
+                    out.write(b"".join(batch))
+                    batch, size = [], 0
+            out.write(b"".join(batch))
+            out.flush()
+            os.fsync(out.fileno())
+        return temp
+
+    def _rename_if_present(self, source: str, target: str) -> None:
+        try:
+            os.rename(self.path(source), self.path(target))
+        except FileNotFoundError:
+            pass
+
+
+class ReadBehindCursor:
+    """
+    Reads the items of a queue forward through its journal files, for a queue that holds
+    only the head of its contents in memory. It follows a file through rotation (it keeps
+    the descriptor) and moves on to the next file when it reaches the end of one that is
+    no longer current.
+    """
+
+    def __init__(self, directory: str, serial: int, filename: str, offset: int):
+        self._directory = directory
+        self.serial = serial
+        self._filename = filename
+        self._offset = offset
+        self._fd: int | None = None
+        self._buffer = b""
+        self._position = 0
+
+    def read_items(
+        self, segments: Sequence[tuple[int, str]], need_bytes: int, max_items: int, now_ms: int
+    ) -> tuple[list[tuple[bytes, int, int]], int]:
+        """
+        Up to `max_items` items, stopping once they hold `need_bytes` bytes, and the serial of
+        the file the cursor is in afterwards. `segments` lists (serial, file name) of the
+        journal's files as they stand when this runs.
+        """
+        found: list[tuple[bytes, int, int]] = []
+        total = 0
+        while len(found) < max_items and total < need_bytes:
+            record = self._next_record(segments)
+            if record is None:
+                break
+            if record.op in ITEM_OPS:
+                found.append((record.data, record.add_time or now_ms, record.expiry))
+                total += len(record.data)
+        return found, self.serial
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _next_record(self, segments: Sequence[tuple[int, str]]) -> records.Record | None:
+        while True:
+            try:
+                record, self._position = records.decode(self._buffer, self._position)
+                return record
+            except records.IncompleteRecord:
+                pass
+            if self._fd is None:
+                self._fd = os.open(os.path.join(self._directory, self._filename), os.O_RDONLY)
+                os.lseek(self._fd, self._offset, os.SEEK_SET)
+            chunk = os.read(self._fd, READ_CHUNK)
+            if chunk:
+                self._buffer = self._buffer[self._position:] + chunk
+                self._position = 0
+                continue
+            if not self._advance(segments):
+                return None
+
+    def _advance(self, segments: Sequence[tuple[int, str]]) -> bool:
+        serials = [serial for serial, _ in segments]
+        index = serials.index(self.serial)
+        if index + 1 == len(serials):
+            return False
+        self.close()
+        self.serial, self._filename = segments[index + 1]
+        self._offset = 0
+        self._buffer = b""
+        self._position = 0
+        return True

@@ -1,0 +1,254 @@
+"""
+One queue's journal as the reactor sees it.
+
+The reactor side is the authority on the layout: which files exist, what they are named
+and how many bytes each holds. Every change is queued, in order, for the writer thread
+(`disk.JournalFiles`), so a size here can be trusted at once even though the bytes reach
+the disk a moment later.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Iterator, Sequence
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from kestrel.journal import files, records
+from kestrel.journal.disk import JournalFiles, ReadBehindCursor, encode_state
+from kestrel.journal.writer import JournalWriter, Operation
+
+
+class Segment:
+    """One journal file. The serial stays with the file when it is renamed by a rotation."""
+
+    __slots__ = ("serial", "filename", "size")
+
+    def __init__(self, serial: int, filename: str, size: int = 0):
+        self.serial = serial
+        self.filename = filename
+        self.size = size
+
+
+def state_size(opens: Sequence[tuple[int, object]], items: Sequence[object | None]) -> int:
+    """Bytes `disk.encode_state` produces, computed without encoding anything."""
+    addx = records.record_size(records.ADDX)
+    tentative = records.record_size(records.REMOVE_TENTATIVE_XID)
+    size = sum(addx + len(item.data) + tentative for _, item in opens)
+    return size + sum(addx + (0 if item is None else len(item.data)) for item in items)
+
+
+class Journal:
+    log = Logger()
+
+    def __init__(self, directory: str, name: str, writer: JournalWriter, clock: IReactorTime, sync_journal: float | None):
+        self.name = name
+        self.sync_journal = sync_journal
+        self.failure: Failure | None = None
+        self._directory = directory
+        self._writer = writer
+        self._clock = clock
+        self._files = JournalFiles(directory, name)
+        self._segments: list[Segment] = [Segment(0, name)]
+        self._next_serial = 1
+        self._archived = 0
+        self._last_timestamp = 0
+        self._operations: list[Operation] = []
+        self._buffer: bytearray | None = None
+        self._sync_call = None
+        self._cursor: ReadBehindCursor | None = None
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.name}>"
+
+    @property
+    def size(self) -> int:
+        """Bytes in the current file."""
+        return self._segments[-1].size
+
+    @property
+    def archived(self) -> int:
+        """Bytes in the rotated files."""
+        return self._archived
+
+    @property
+    def current_serial(self) -> int:
+        return self._segments[-1].serial
+
+    def filenames(self) -> list[str]:
+        return [segment.filename for segment in self._segments]
+
+    # Start-up (runs before the writer thread touches this journal)
+
+    def replay(self) -> Iterator[tuple[records.Record, int, int]]:
+        """
+        Every record of every file in replay order, with the serial of its file and the
+        offset where it starts. Damaged tails are cut off and logged as they are met.
+        """
+        names = files.journal_files(self._directory, self.name)
+        self._segments = []
+        for filename in names:
+            segment = self._new_segment(filename)
+            timestamp = files.rotated_timestamp(self.name, filename)
+            if timestamp is not None:
+                self._last_timestamp = max(self._last_timestamp, timestamp)
+            start = 0
+            for record, end in files.read_records(self._files.path(filename), self._report_damage):
+                yield record, segment.serial, start
+                start = end
+            segment.size = start
+        # The listing always ends with the current file; all before it are rotated.
+        self._archived = sum(segment.size for segment in self._segments[:-1])
+
+    def _report_damage(self, path: str, offset: int, reason: str) -> None:
+        self.log.warn(
+            "DATA MAY HAVE BEEN LOST: journal {path} is damaged at byte {offset} ({reason}); truncated there",
+            path=path, offset=offset, reason=reason,
+        )
+
+    def erase_files_on_disk(self) -> None:
+        """For a queue that keeps no journal: remove what an earlier configuration left."""
+        for filename in files.journal_files(self._directory, self.name):
+            try:
+                os.unlink(self._files.path(filename))
+            except FileNotFoundError:
+                pass
+
+    # Writes
+
+    def append(self, record: bytes) -> None:
+        if self._buffer is None:
+            buffer = bytearray()
+            self._queue(self._files.write, buffer)
+            self._buffer = buffer
+        self._buffer += record
+        self._segments[-1].size += len(record)
+        if self.sync_journal and self._sync_call is None:
+            self._sync_call = self._clock.callLater(self.sync_journal, self._periodic_sync)
+
+    def durable(self) -> Deferred | None:
+        """With `sync_journal = 0`: a Deferred that fires once what was appended is fsynced."""
+        if self.sync_journal == 0:
+            return self._writer.when_done(self)
+        return None
+
+    def rotate(self) -> int:
+        """Move the current file aside and start an empty one; returns the rotated file's serial."""
+        current = self._segments[-1]
+        current.filename = files.rotated_name(self.name, self._timestamp())
+        self._archived += current.size
+        self._new_segment(self.name)
+        self._queue(self._files.rotate, current.filename)
+        return current.serial
+
+    def rewrite(self, opens: list[tuple[int, object]], items: list[object]) -> None:
+        """Replace every file with one holding just the given state."""
+        rotated, pack = self._timestamp(), self._timestamp()
+        self._segments = []
+        self._archived = 0
+        self._new_segment(self.name, state_size(opens, items))
+        self._queue(self._files.rewrite, encode_state(opens, items), rotated, pack)
+
+    def pack(self, upto_serial: int, opens: list[tuple[int, object]], items: list[object | None]) -> None:
+        """Replace the rotated files up to the one with serial `upto_serial` by the given state."""
+        packed = [segment for segment in self._segments if segment.serial <= upto_serial]
+        kept = self._segments[len(packed):]
+        replacement = Segment(packed[-1].serial, packed[-1].filename, state_size(opens, items))
+        self._archived += replacement.size - sum(segment.size for segment in packed)
+        self._segments = [replacement, *kept]
+        timestamp = files.rotated_timestamp(self.name, replacement.filename)
+        self._queue(self._files.pack, encode_state(opens, items), self._timestamp(), timestamp)
+
+    def close(self) -> None:
+        self._cancel_sync()
+        self.stop_reader()
+        self._queue(self._files.close)
+
+    def erase(self) -> None:
+        self._cancel_sync()
+        self.stop_reader()
+        self._queue(self._files.erase, self.filenames())
+
+    # Read-behind
+
+    @property
+    def reading_behind(self) -> bool:
+        return self._cursor is not None
+
+    def start_reader(self, serial: int | None = None, offset: int | None = None) -> None:
+        """Place the read-behind cursor at a record, by default at the end of the journal."""
+        segment = self._segments[-1] if serial is None else self._segment(serial)
+        self._cursor = ReadBehindCursor(
+            self._directory, segment.serial, segment.filename, segment.size if offset is None else offset
+        )
+
+    def stop_reader(self) -> None:
+        if self._cursor is not None:
+            self._queue(self._cursor.close)
+            self._cursor = None
+
+    def read_items(self, need_bytes: int, max_items: int) -> Deferred:
+        """
+        Fires with (items, serial): the next items after the cursor as (data, add_time,
+        expiry) tuples, and the serial of the file the cursor is in afterwards.
+        """
+        result = Deferred()
+        self._queue(self._cursor.read_items, self._layout(), need_bytes, max_items, self._now_ms(), result=result)
+        self._writer.flush()
+        return result
+
+    def read_items_now(self, need_bytes: int, max_items: int) -> tuple[list[tuple[bytes, int, int]], int]:
+        """`read_items` for start-up replay, before the writer thread runs."""
+        return self._cursor.read_items(self._layout(), need_bytes, max_items, self._now_ms())
+
+    # The writer's side
+
+    def take_operations(self) -> list[Operation]:
+        operations, self._operations, self._buffer = self._operations, [], None
+        if self.sync_journal == 0:
+            operations.append((self._files.fsync, (), None))
+        return operations
+
+    def write_failed(self, failure: Failure) -> None:
+        self.failure = failure
+        self.log.failure("journal write failed for queue {queue}", failure, queue=self.name)
+
+    # Internals
+
+    def _queue(self, function, *args, result: Deferred | None = None) -> None:
+        self._operations.append((function, args, result))
+        self._buffer = None
+        self._writer.mark_dirty(self)
+
+    def _periodic_sync(self) -> None:
+        self._sync_call = None
+        self._queue(self._files.fsync)
+
+    def _cancel_sync(self) -> None:
+        if self._sync_call is not None:
+            if self._sync_call.active():
+                self._sync_call.cancel()
+            self._sync_call = None
+
+    def _new_segment(self, filename: str, size: int = 0) -> Segment:
+        segment = Segment(self._next_serial, filename, size)
+        self._next_serial += 1
+        self._segments.append(segment)
+        return segment
+
+    def _segment(self, serial: int) -> Segment:
+        return next(segment for segment in self._segments if segment.serial == serial)
+
+    def _layout(self) -> tuple[tuple[int, str], ...]:
+        return tuple((segment.serial, segment.filename) for segment in self._segments)
+
+    def _timestamp(self) -> int:
+        """A file timestamp later than every one used so far, as Kestrel's naming requires."""
+        self._last_timestamp = max(self._now_ms(), self._last_timestamp + 1)
+        return self._last_timestamp
+
+    def _now_ms(self) -> int:
+        return int(self._clock.seconds() * 1000)

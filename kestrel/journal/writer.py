@@ -1,0 +1,150 @@
+"""
+The journal writer: every journal file operation of the server runs on one thread, in order.
+
+Journals queue their operations here during a reactor turn. At the end of the turn the
+writer hands everything queued to its thread as one batch; while a batch is on the thread,
+new operations collect for the next one. So a burst of requests costs one write and at
+most one fsync per journal file (group commit), and the reactor never waits on the disk.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+Operation = tuple[Callable[..., Any], tuple, "Deferred | None"]
+
+
+class BatchSource(Protocol):
+    """What a journal gives the writer: its queued operations, taken once per batch."""
+
+    def take_operations(self) -> list[Operation]: ...
+
+    def write_failed(self, failure: Failure) -> None: ...
+
+
+class Runner(Protocol):
+    def __call__(self, function: Callable[..., Any], *args: Any) -> Deferred: ...
+
+
+def run_batch(batch: list[tuple[BatchSource, list[Operation]]]) -> list[tuple[Deferred | None, Any, BatchSource]]:
+    """
+    Run on the writer thread. A failing operation stops the rest of its own journal's
+    operations (a later write must not land after a hole) but not other journals'.
+    """
+    outcomes = []
+    for source, operations in batch:
+        for function, args, result in operations:
+            try:
+                outcomes.append((result, function(*args), source))
+            except Exception:
+                outcomes.append((result, Failure(), source))
+                break
+    return outcomes
+
+
+class JournalWriter(Service):
+    """A service that owns the journal thread. It drains every queued write before it stops."""
+
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime, runner: Runner | None = None):
+        self._clock = clock
+        self._runner = runner
+        self._pool = None
+        self._dirty: dict[BatchSource, None] = {}
+        self._pending_done: list[tuple[BatchSource, Deferred]] = []
+        self._in_flight_done: list[tuple[BatchSource, Deferred]] | None = None
+        self._flush_call = None
+
+    def startService(self) -> None:
+        super().startService()
+        if self._runner is None:
+            from twisted.internet import reactor
+            from twisted.internet.threads import deferToThreadPool
+            from twisted.python.threadpool import ThreadPool
+
+            self._pool = ThreadPool(minthreads=1, maxthreads=1, name="kestrel-journal")
+            self._pool.start()
+            self._runner = lambda function, *args: deferToThreadPool(reactor, self._pool, function, *args)
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        drained = self.drain()
+
+        def stop_pool(result):
+            if self._pool is not None:
+                self._pool.stop()
+                self._pool = None
+                self._runner = None
+            return result
+
+        return drained.addBoth(stop_pool)
+
+    def mark_dirty(self, source: BatchSource) -> None:
+        """`source` has operations queued: send them at the end of this reactor turn."""
+        if source not in self._dirty:
+            self._dirty[source] = None
+            if self._flush_call is None and self._in_flight_done is None:
+                self._flush_call = self._clock.callLater(0, self.flush)
+
+    def when_done(self, source: BatchSource) -> Deferred:
+        """A Deferred that fires once every operation `source` has queued so far has run."""
+        done = Deferred()
+        if source in self._dirty:
+            self._pending_done.append((source, done))
+        elif self._in_flight_done is not None:
+            self._in_flight_done.append((source, done))
+        else:
+            done.callback(None)
+        return done
+
+    def drain(self) -> Deferred:
+        """Fires once everything queued so far, by any journal, has run."""
+        if not self._dirty and self._in_flight_done is None:
+            return succeed(None)
+        done = Deferred()
+        (self._pending_done if self._dirty else self._in_flight_done).append((None, done))
+        self.flush()
+        return done
+
+    def flush(self) -> None:
+        """Send the queued operations now, unless a batch is already on the thread."""
+        if self._flush_call is not None:
+            if self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
+        if self._in_flight_done is not None or not self._dirty:
+            return
+        if self._runner is None:
+            raise RuntimeError("the journal writer is not running")
+        batch = [(source, source.take_operations()) for source in self._dirty]
+        self._dirty = {}
+        self._in_flight_done, self._pending_done = self._pending_done, []
+        self._runner(run_batch, batch).addBoth(self._batch_done)
+
+    def _batch_done(self, outcomes) -> None:
+        done, self._in_flight_done = self._in_flight_done, None
+        failed: set[BatchSource] = set()
+        if isinstance(outcomes, Failure):
+            self.log.failure("journal batch crashed", outcomes)
+            failed = {source for source, _ in done if source is not None}
+            outcomes = []
+        for result, value, source in outcomes:
+            if isinstance(value, Failure):
+                failed.add(source)
+                source.write_failed(value)
+            if result is not None:
+                result.callback(value) if not isinstance(value, Failure) else result.errback(value)
+        for source, waiter in done:
+            if source in failed:
+                waiter.errback(Failure(OSError(f"journal write failed for {source}")))
+            else:
+                waiter.callback(None)
+        if self._dirty:
+            self.flush()

@@ -1,0 +1,557 @@
+"""
+PersistentQueue: a strict FIFO of items, held in memory and journaled to disk.
+
+A queue whose contents outgrow `max_memory_size` keeps only its head in memory and reads
+the rest back from its journal as the head drains ("read-behind"). Reads that open a
+transaction move the item to a table of open reads under a per-queue id (xid) until the
+client confirms or aborts it.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import deque
+from typing import Callable, NamedTuple
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from kestrel.config import QueueConfig
+from kestrel.journal import records
+from kestrel.journal.journal import Journal
+from kestrel.journal.writer import JournalWriter
+from kestrel.waiters import DeadlineWaitQueue
+
+MAX_XID = 2**31 - 1
+
+
+class Item:
+    """
+    One queued item. Times are epoch milliseconds; an expiry of 0 means none. `seq` numbers
+    items in the order they were added, so a read-behind checkpoint can name them; `xid` is
+    the id of the open read that holds the item, or 0.
+    """
+
+    __slots__ = ("data", "add_time", "expiry", "seq", "xid")
+
+    def __init__(self, data: bytes, add_time: int, expiry: int, seq: int):
+        self.data = data
+        self.add_time = add_time
+        self.expiry = expiry
+        self.seq = seq
+        self.xid = 0
+
+    def __repr__(self) -> str:
+        return f"<Item {self.data[:20]!r} seq={self.seq} xid={self.xid}>"
+
+
+class Checkpoint(NamedTuple):
+    """
+    The queue as it stood when the journal file `serial` was rotated away during
+    read-behind: its open reads, the seqs of its items in memory, and the seq range of
+    its items that were only on disk. Once the read-behind cursor has passed that file,
+    every file up to it is replaced by this state; items consumed since then become
+    placeholders, which the records in later files consume again on replay.
+    """
+
+    serial: int
+    opens: list[tuple[int, Item]]
+    memory_seqs: array
+    disk_seqs: range
+
+
+class PersistentQueue:
+    log = Logger()
+
+    def __init__(self, name: str, config: QueueConfig, directory: str, writer: JournalWriter, clock: IReactorTime):
+        self.name = name
+        self.config = config
+        self._clock = clock
+        self.journal = Journal(directory, name, writer, clock, config.sync_journal)
+        self.waiters = DeadlineWaitQueue(clock)
+        self.closed = False
+        # Called with each item an expiry sweep removes, when the config names a queue for them.
+        self.expired_sink: Callable[[Item], None] | None = None
+
+        self._memory: deque[Item] = deque()
+        self._open: dict[int, tuple[Item, float]] = {}
+        self.items = 0
+        self.bytes = 0
+        self.memory_bytes = 0
+        self._disk_items = 0
+        self._next_disk_seq = 0
+        self._next_seq = 1
+        self._xid = 0
+        self._refilling = False
+        self._reader_generation = 0
+        self._checkpoint: Checkpoint | None = None
+        self._rewrites_allowed_at = 0.0
+        self._last_removed_add_time = 0
+        self.created_at = clock.seconds()
+
+        self.total_items = 0
+        self.put_bytes = 0
+        self.expired_items = 0
+        self.discarded = 0
+        self.transactions = 0
+        self.canceled_transactions = 0
+        self.total_flushes = 0
+        self.journal_rewrites = 0
+        self.journal_rotations = 0
+        self.get_hits = 0
+        self.get_misses = 0
+
+    def __repr__(self) -> str:
+        return f"<PersistentQueue {self.name} items={self.items}>"
+
+    # Views
+
+    @property
+    def memory_items(self) -> int:
+        return len(self._memory)
+
+    @property
+    def open_transactions(self) -> int:
+        return len(self._open)
+
+    @property
+    def reading_behind(self) -> bool:
+        return self.journal.reading_behind
+
+    def open_xids(self) -> list[int]:
+        return list(self._open)
+
+    def age_ms(self) -> int:
+        """Milliseconds since the add time of the item removed last; 0 when the queue is empty."""
+        if self.bytes == 0:
+            return 0
+        return max(0, self._now_ms() - self._last_removed_add_time)
+
+    def stats(self) -> list[tuple[str, int]]:
+        """Kestrel's per-queue stats, in its order."""
+        return [
+            ("items", self.items),
+            ("bytes", self.bytes),
+            ("total_items", self.total_items),
+            ("logsize", self.journal.size),
+            ("expired_items", self.expired_items),
+            ("mem_items", self.memory_items),
+            ("mem_bytes", self.memory_bytes),
+            ("age", self.age_ms()),
+            ("discarded", self.discarded),
+            ("waiters", len(self.waiters)),
+            ("open_transactions", self.open_transactions),
+            ("transactions", self.transactions),
+            ("canceled_transactions", self.canceled_transactions),
+            ("total_flushes", self.total_flushes),
+            ("journal_rewrites", self.journal_rewrites),
+            ("journal_rotations", self.journal_rotations),
+        ]
+
+    # Start-up
+
+    def replay(self) -> None:
+        """Rebuild the queue from its journal, then roll back the reads left open in it."""
+        if not self.config.keep_journal:
+            self.journal.erase_files_on_disk()
+            return
+        for record, serial, offset in self.journal.replay():
+            self._replay_record(record, serial, offset)
+        for xid in sorted(self._open, reverse=True):
+            self.unremove(xid)
+        self.canceled_transactions = 0
+
+    def _replay_record(self, record: records.Record, serial: int, offset: int) -> None:
+        op = record.op
+        if op in (records.ADDX, records.ADD, records.ADD_XID):
+            if not self.reading_behind and self.bytes >= self.config.max_memory_size:
+                self.journal.start_reader(serial, offset)
+                self._next_disk_seq = self._next_seq
+            self._store(Item(record.data, record.add_time or self._now_ms(), record.expiry, self._next_seq))
+        elif op == records.REMOVE:
+            self._replay_take_head()
+        elif op in (records.REMOVE_TENTATIVE_XID, records.REMOVE_TENTATIVE):
+            xid = record.xid if op == records.REMOVE_TENTATIVE_XID else self._next_xid()
+            item = self._replay_take_head()
+            if item is not None:
+                self._xid = xid
+                item.xid = xid
+                self._open[xid] = (item, self._clock.seconds())
+        elif op == records.SAVE_XID:
+            self._xid = record.xid
+        elif op == records.UNREMOVE:
+            self._put_back(record.xid)
+        elif op == records.CONFIRM_REMOVE:
+            self._open.pop(record.xid, None)
+        elif op == records.CONTINUE:
+            self._open.pop(record.xid, None)
+            self._store(Item(record.data, record.add_time, record.expiry, self._next_seq))
+
+    def _replay_take_head(self) -> Item | None:
+        if not self._memory and self._disk_items:
+            self._load_from_disk(*self.journal.read_items_now(self._refill_need(), self._disk_items))
+        return self._take_head() if self._memory else None
+
+    # Adding
+
+    def add(self, data: bytes, expiry: int = 0, add_time: int | None = None) -> bool:
+        """Add an item (expiry in epoch ms, 0 = none). False if the queue refuses it."""
+        config = self.config
+        if self.closed or len(data) > config.max_item_size or self.journal.failure is not None:
+            return False
+        self.discard_expired()
+        while self.items >= config.max_items or self.bytes >= config.max_size:
+            if not config.discard_old_when_full or not self._memory:
+                return False
+            self._take_head()
+            self.journal.append(records.REMOVE_BYTES)
+            self.discarded += 1
+        now = self._now_ms()
+        if config.max_age is not None:
+            limit = now + int(config.max_age * 1000)
+            expiry = min(expiry, limit) if expiry else limit
+        item = Item(data, now if add_time is None else add_time, expiry, self._next_seq)
+        self._check_journal()
+        if not self.reading_behind and self.bytes >= config.max_memory_size and config.keep_journal:
+            self.journal.start_reader()
+            self._next_disk_seq = item.seq
+        self.journal.append(records.encode_addx(data, item.add_time, expiry))
+        self._store(item)
+        self.put_bytes += len(data)
+        if self.reading_behind:
+            self._fill_from_disk()
+        else:
+            self.waiters.trigger()
+        return True
+
+    def _store(self, item: Item) -> None:
+        self._next_seq += 1
+        size = len(item.data)
+        self.items += 1
+        self.bytes += size
+        self.total_items += 1
+        if self.reading_behind:
+            self._disk_items += 1
+        else:
+            self._memory.append(item)
+            self.memory_bytes += size
+
+    # Removing
+
+    def remove(self, transaction: bool = False) -> Item | None:
+        """The head item, or None. A transactional remove opens a read under a new xid."""
+        if self.closed:
+            return None
+        if transaction and self.config.open_transaction_timeout is not None:
+            self._abort_timed_out_read()
+        self.discard_expired()
+        if not self._memory:
+            return None
+        item = self._take_head()
+        if transaction:
+            self.transactions += 1
+            item.xid = self._next_xid()
+            self._open[item.xid] = (item, self._clock.seconds())
+            self.journal.append(records.encode_remove_tentative(item.xid))
+        else:
+            self.journal.append(records.REMOVE_BYTES)
+        self._check_journal()
+        return item
+
+    def peek(self) -> Item | None:
+        if self.closed:
+            return None
+        self.discard_expired()
+        return self._memory[0] if self._memory else None
+
+    def fetch(self, transaction: bool, peek: bool, deadline: float | None) -> Item | None | Deferred:
+        """
+        A read as a client asks for it: an item or None when the answer is ready now, or a
+        Deferred when the read has to wait, for an item to arrive before the deadline (in
+        clock seconds) or for read-behind to bring the head back from disk.
+        """
+        item = self.peek() if peek else self.remove(transaction)
+        counted = item is not None or not self._must_wait(deadline)
+        if counted:
+            self._count_fetch(item)
+            return item
+        return self._wait(transaction, peek, deadline)
+
+    def _must_wait(self, deadline: float | None) -> bool:
+        if self.closed:
+            return False
+        return self._disk_items > 0 or (deadline is not None and deadline > self._clock.seconds())
+
+    def _wait(self, transaction: bool, peek: bool, deadline: float | None) -> Deferred:
+        waiter = None
+        result = Deferred(lambda _: self.waiters.remove(waiter))
+
+        def on_wake():
+            item = self.peek() if peek else self.remove(transaction)
+            if item is not None:
+                self._count_fetch(item)
+                result.callback(item)
+                if peek:
+                    # A peek leaves the item there for the next waiter.
+                    self.waiters.trigger()
+            elif self._must_wait(deadline):
+                self.waiters.requeue(waiter)
+            else:
+                on_timeout()
+
+        def on_timeout():
+            self._count_fetch(None)
+            result.callback(None)
+
+        waiter = self.waiters.add(None if self._disk_items else deadline, on_wake, on_timeout)
+        return result
+
+    def _count_fetch(self, item: Item | None) -> None:
+        if item is None:
+            self.get_misses += 1
+        else:
+            self.get_hits += 1
+
+    def _take_head(self) -> Item:
+        item = self._memory.popleft()
+        size = len(item.data)
+        self.items -= 1
+        self.bytes -= size
+        self.memory_bytes -= size
+        self._last_removed_add_time = item.add_time
+        if self.reading_behind:
+            self._fill_from_disk()
+        return item
+
+    # Transactions
+
+    def confirm(self, xid: int) -> bool:
+        entry = self._open.pop(xid, None)
+        if entry is None:
+            return False
+        entry[0].xid = 0
+        self.journal.append(records.encode_confirm_remove(xid))
+        return True
+
+    def unremove(self, xid: int) -> bool:
+        """Abort an open read: the item goes back to the head of the queue."""
+        if not self._put_back(xid):
+            return False
+        self.journal.append(records.encode_unremove(xid))
+        self.canceled_transactions += 1
+        self.waiters.trigger()
+        return True
+
+    def continue_transaction(self, xid: int, data: bytes, expiry: int = 0) -> bool:
+        """Confirm an open read and add a new item in one journal record."""
+        entry = self._open.pop(xid, None)
+        if entry is None or self.closed:
+            return False
+        entry[0].xid = 0
+        item = Item(data, self._now_ms(), expiry, self._next_seq)
+        self.journal.append(records.encode_continue(xid, data, item.add_time, expiry))
+        self._store(item)
+        if not self.reading_behind:
+            self.waiters.trigger()
+        return True
+
+    def _put_back(self, xid: int) -> bool:
+        entry = self._open.pop(xid, None)
+        if entry is None:
+            return False
+        item = entry[0]
+        item.xid = 0
+        self._memory.appendleft(item)
+        size = len(item.data)
+        self.items += 1
+        self.bytes += size
+        self.memory_bytes += size
+        return True
+
+    def _next_xid(self) -> int:
+        xid = self._xid
+        while True:
+            xid = xid + 1 if xid < MAX_XID else 1
+            if xid not in self._open:
+                self._xid = xid
+                return xid
+
+    def _abort_timed_out_read(self) -> None:
+        """Roll back the oldest open read if it has been open longer than the queue allows."""
+        if self._open:
+            xid, (_, opened_at) = next(iter(self._open.items()))
+            if self._clock.seconds() - opened_at > self.config.open_transaction_timeout:
+                self.unremove(xid)
+
+    # Expiry and flushing
+
+    def discard_expired(self, limit: int | None = None) -> int:
+        """Sweep expired items off the head; returns how many went."""
+        memory = self._memory
+        if not memory:
+            return 0
+        max_age = self.config.max_age
+        if not memory[0].expiry and max_age is None:
+            return 0
+        now = self._now_ms()
+        limit = self.config.max_expire_sweep if limit is None else limit
+        max_age_ms = None if max_age is None else int(max_age * 1000)
+        count = 0
+        while memory and count < limit and self._expired(memory[0], now, max_age_ms):
+            item = self._take_head()
+            self.journal.append(records.REMOVE_BYTES)
+            self.expired_items += 1
+            count += 1
+            if self.expired_sink is not None:
+                self.expired_sink(item)
+        return count
+
+    @staticmethod
+    def _expired(item: Item, now: int, max_age_ms: int | None) -> bool:
+        expiry = item.expiry or math.inf
+        if max_age_ms is not None:
+            expiry = min(expiry, item.add_time + max_age_ms)
+        return expiry < now
+
+    def flush(self) -> None:
+        """Remove every queued item (open reads stay open)."""
+        removed = self.items
+        self._memory.clear()
+        self.items = self.bytes = self.memory_bytes = 0
+        self._disk_items = 0
+        self._leave_read_behind()
+        if removed:
+            self.journal.append(records.REMOVE_BYTES * removed)
+        self.total_flushes += 1
+        self._check_journal()
+
+    # Closing
+
+    def close(self) -> None:
+        """Stop serving: blocked readers get no item, the journal is closed."""
+        if self.closed:
+            return
+        self.closed = True
+        self.waiters.evict_all()
+        self.journal.close()
+
+    def destroy(self) -> None:
+        """Close and erase every journal file."""
+        self.close()
+        self.journal.erase()
+
+    def reconfigure(self, config: QueueConfig) -> None:
+        self.config = config
+        self.journal.sync_journal = config.sync_journal
+
+    # Journal upkeep: Kestrel's rotate / rewrite rule (spec 3.9)
+
+    def _check_journal(self) -> None:
+        config = self.config
+        if not config.keep_journal:
+            return
+        journal = self.journal
+        aggressive = not config.disable_aggressive_rewrites
+        if journal.size >= config.default_journal_size and self.items == 0 and (aggressive or self._rewrites_allowed()):
+            self._rewrite()
+            if not aggressive and journal.size >= config.default_journal_size // 2:
+                self._delay_rewrites()
+        elif (
+            self._rewrites_allowed()
+            and journal.size + journal.archived > config.max_journal_size
+            and self.bytes < config.max_memory_size
+            and not self.reading_behind
+        ):
+            self._rewrite()
+            self._delay_rewrites()
+        elif journal.size > config.max_memory_size:
+            if not aggressive and self.items == 0:
+                self._rewrite()
+                if journal.size <= config.max_memory_size:
+                    return
+            serial = journal.rotate()
+            self.journal_rotations += 1
+            if self.reading_behind and self._checkpoint is None and journal.size + journal.archived > config.max_journal_size:
+                self._checkpoint = Checkpoint(
+                    serial,
+                    [(xid, item) for xid, (item, _) in self._open.items()],
+                    array("q", (item.seq for item in self._memory)),
+                    range(self._next_disk_seq, self._next_seq),
+                )
+
+    def _rewrites_allowed(self) -> bool:
+        return self._clock.seconds() >= self._rewrites_allowed_at
+
+    def _delay_rewrites(self) -> None:
+        delay = self.config.min_journal_compact_delay
+        if delay:
+            self._rewrites_allowed_at = self._clock.seconds() + delay
+
+    def _rewrite(self) -> None:
+        opens = sorted(((xid, item) for xid, (item, _) in self._open.items()), reverse=True, key=lambda entry: entry[0])
+        self.journal.rewrite(opens, list(self._memory))
+        self._checkpoint = None
+        self.journal_rewrites += 1
+        self.log.info("rewrote journal of {queue}: {size} bytes", queue=self.name, size=self.journal.size)
+
+    def _pack(self) -> None:
+        checkpoint, self._checkpoint = self._checkpoint, None
+        alive = {item.seq: item for item in self._memory}
+        alive.update((item.seq, item) for item, _ in self._open.values())
+        items = [alive.get(seq) for seq in checkpoint.memory_seqs]
+        items.extend(alive.get(seq) for seq in checkpoint.disk_seqs)
+        self.journal.pack(checkpoint.serial, checkpoint.opens, items)
+        self.log.info("packed journal of {queue}", queue=self.name)
+
+    # Read-behind
+
+    def _refill_need(self) -> int:
+        return self.config.max_memory_size - self.memory_bytes
+
+    def _fill_from_disk(self) -> None:
+        """Ask the writer thread for the next items from disk while memory has room for them."""
+        if self._refilling or not self._disk_items or self.memory_bytes >= self.config.max_memory_size:
+            return
+        self._refilling = True
+        generation = self._reader_generation
+        reading = self.journal.read_items(self._refill_need(), self._disk_items)
+        reading.addCallbacks(self._refilled, self._refill_failed, (generation,), errbackArgs=(generation,))
+
+    def _refilled(self, result: tuple[list[tuple[bytes, int, int]], int], generation: int) -> None:
+        self._refilling = False
+        if generation != self._reader_generation or self.closed:
+            return
+        loaded = self._load_from_disk(*result)
+        for _ in range(min(loaded, len(self.waiters))):
+            self.waiters.trigger()
+        self._fill_from_disk()
+
+    def _refill_failed(self, failure, generation: int) -> None:
+        self._refilling = False
+        self.log.failure("read-behind of {queue} failed", failure, queue=self.name)
+        if generation == self._reader_generation:
+            self.waiters.evict_all()
+
+    def _load_from_disk(self, found: list[tuple[bytes, int, int]], serial: int) -> int:
+        for data, add_time, expiry in found:
+            self._memory.append(Item(data, add_time, expiry, self._next_disk_seq))
+            self._next_disk_seq += 1
+            self.memory_bytes += len(data)
+        self._disk_items -= len(found)
+        if self._checkpoint is not None and serial > self._checkpoint.serial:
+            self._pack()
+        if not self._disk_items:
+            self._leave_read_behind()
+        return len(found)
+
+    def _leave_read_behind(self) -> None:
+        if self.reading_behind:
+            self.journal.stop_reader()
+            self._reader_generation += 1
+            self._refilling = False
+            self._checkpoint = None
+
+    def _now_ms(self) -> int:
+        return int(self._clock.seconds() * 1000)

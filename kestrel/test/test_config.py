@@ -1,0 +1,315 @@
+import dataclasses
+import os
+import tomllib
+
+import pytest
+
+from kestrel.config import (
+    QUEUE_OPTION_PARSERS,
+    ConfigError,
+    QueueConfig,
+    ServerConfig,
+    load_config,
+    manhole_option_parsers,
+    parse_config,
+    parse_duration,
+    parse_size,
+    server_option_parsers,
+    validate_queue_name,
+)
+
+SOURCE = "etc/kestrel.conf"
+
+
+def parse(toml_text: str) -> ServerConfig:
+    """Parse a config whose text continues a [server] table that already sets queue_path."""
+    document = tomllib.loads(f'[server]\nqueue_path = "/q"\n{toml_text}')
+    return parse_config(document, SOURCE, "/etc")
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        (0, 0),
+        (1024, 1024),
+        ("1024", 1024),
+        ("100B", 100),
+        ("512KB", 512 * 1024),
+        ("512k", 512 * 1024),
+        ("512 KiB", 512 * 1024),
+        ("16MB", 16 * 1024**2),
+        ("16mb", 16 * 1024**2),
+        ("1GB", 1024**3),
+        ("2TB", 2 * 1024**4),
+    ],
+)
+def test_parse_size(value, size):
+    assert parse_size(value) == size
+
+
+@pytest.mark.parametrize("value", [-1, True, 1.5, "", "ten", "16 XB", "1.5MB", "-1KB", "KB", None])
+def test_parse_size_rejects(value):
+    with pytest.raises(ValueError, match="expected a size"):
+        parse_size(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("never", None),
+        ("Never", None),
+        (0, 0.0),
+        ("0", 0.0),
+        (30, 30.0),
+        (2.5, 2.5),
+        ("100ms", 0.1),
+        ("30s", 30.0),
+        ("1.5s", 1.5),
+        ("5min", 300.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("2 d", 172800.0),
+    ],
+)
+def test_parse_duration(value, seconds):
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("value", [-1, -0.5, "-5s", float("inf"), float("nan"), False, "", "soon", "5 weeks", None])
+def test_parse_duration_rejects(value):
+    with pytest.raises(ValueError, match="expected a duration"):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize("name", ["jobs", "jobs+audit", "spam-thrift", "a" * 250, "é" * 125])
+def test_valid_queue_names(name):
+    validate_queue_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "a.b", "a/b", "a~b", "a b", "a\tb", "a\x00b", "+a", "a+", "a+b+c", "a++b", "a" * 251, "é" * 126],
+)
+def test_invalid_queue_names(name):
+    with pytest.raises(ValueError, match="^queue name contains illegal characters: "):
+        validate_queue_name(name)
+
+
+def test_option_parsers_cover_every_field():
+    queue_fields = {f.name for f in dataclasses.fields(QueueConfig)}
+    server_fields = {f.name for f in dataclasses.fields(ServerConfig) if f.init}
+    from_tables = set(server_option_parsers("/")) | {f"manhole_{key}" for key in manhole_option_parsers("/")}
+    assert set(QUEUE_OPTION_PARSERS) == queue_fields
+    assert from_tables == server_fields - {"config_path", "default_queue", "queue_overrides", "aliases"}
+
+
+def test_direct_construction_uses_defaults():
+    config = ServerConfig(queue_path="/tmp/x")
+    assert config.queue_config("anything") == QueueConfig()
+    assert config.configured_queue_names() == []
+    assert QueueConfig(max_items=3).max_items == 3
+
+
+def test_empty_server_table_gives_kestrel_defaults():
+    assert parse("") == ServerConfig(queue_path="/q", config_path=os.path.abspath(SOURCE))
+
+
+def test_default_table_applies_to_every_queue():
+    config = parse("[default]\nmax_items = 100")
+    assert config.queue_config("foo") == QueueConfig(max_items=100)
+
+
+def test_explicit_queue_overlays_default():
+    config = parse(
+        """
+        [default]
+        max_items = 100
+        max_size = "100B"
+        [queues.foo]
+        max_items = 200
+        max_item_size = "200B"
+        """
+    )
+    assert config.queue_config("foo") == QueueConfig(max_items=200, max_size=100, max_item_size=200)
+
+
+def test_fanout_child_overlays_its_master():
+    config = parse(
+        """
+        [default]
+        max_items = 100
+        max_size = "100B"
+        max_journal_size = "100B"
+        [queues.foo]
+        max_items = 200
+        max_item_size = "200B"
+        [queues."foo+fanout"]
+        max_items = 300
+        default_journal_size = "300B"
+        max_journal_size = "300B"
+        """
+    )
+    assert config.queue_config("foo+fanout") == QueueConfig(
+        max_items=300, max_item_size=200, max_size=100, max_journal_size=300, default_journal_size=300
+    )
+
+
+def test_unconfigured_fanout_child_inherits_its_master():
+    config = parse("[queues.foo]\nmax_items = 200")
+    assert config.queue_config("foo+new") == config.queue_config("foo")
+
+
+def test_unconfigured_queue_gets_default_queue():
+    config = parse("[default]\nkeep_journal = false\n[queues.foo]\nmax_items = 1")
+    assert config.queue_config("bar") == config.default_queue
+    assert config.default_queue == QueueConfig(keep_journal=False)
+
+
+def test_resolved_configs_are_cached():
+    config = parse("[queues.foo]\nmax_items = 1")
+    assert config.queue_config("foo") is config.queue_config("foo")
+
+
+def test_reload_resolves_from_the_new_file_only():
+    before = parse("[queues.starship]\nmax_items = 10\n[queues.weather_updates]\nmax_items = 1500000")
+    after = parse("[default]\nmax_items = 9999\n[queues.starship]\nmax_items = 50")
+    assert [before.queue_config(name).max_items for name in ("starship", "weather_updates")] == [10, 1500000]
+    assert [after.queue_config(name).max_items for name in ("starship", "weather_updates")] == [50, 9999]
+
+
+def test_queue_overrides_keep_only_what_was_written():
+    config = parse('[queues.b]\nsync_journal = "never"\n[queues.a]\nmax_age = "1h"\nexpire_to_queue = "b"')
+    assert config.configured_queue_names() == ["a", "b"]
+    assert config.queue_overrides == {"a": {"max_age": 3600.0, "expire_to_queue": "b"}, "b": {"sync_journal": None}}
+
+
+def test_config_is_immutable():
+    config = parse("[queues.foo]\nmax_items = 1\n[aliases]\nall = ['foo']")
+    with pytest.raises(TypeError):
+        config.queue_overrides["foo"]["max_items"] = 2
+    with pytest.raises(TypeError):
+        config.aliases["other"] = ("foo",)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.queue_path = "/elsewhere"
+
+
+def test_server_options():
+    config = parse(
+        """
+        memcache_listen = ""
+        max_open_transactions = 100
+        expiration_timer_frequency = "1s"
+        client_timeout = "never"
+        default_status = "ReadOnly"
+        status_change_grace_period = 30
+        max_connections = 500
+        max_line_length = "16KB"
+        [manhole]
+        listen = "tcp:2224:interface=127.0.0.1"
+        [aliases]
+        all_jobs = ["jobs", "jobs2"]
+        """
+    )
+    assert (config.memcache_listen, config.max_open_transactions) == ("", 100)
+    assert (config.expiration_timer_frequency, config.client_timeout) == (1.0, None)
+    assert (config.default_status, config.status_change_grace_period) == ("readonly", 30.0)
+    assert (config.max_connections, config.max_line_length) == (500, 16384)
+    assert config.manhole_listen == "tcp:2224:interface=127.0.0.1"
+    assert config.aliases == {"all_jobs": ("jobs", "jobs2")}
+
+
+def test_load_config_resolves_paths_against_the_file(tmp_path):
+    (tmp_path / "etc").mkdir()
+    config_file = tmp_path / "etc" / "kestrel.conf"
+    config_file.write_text(
+        """
+        [server]
+        queue_path = "../var/spool/kestrel"
+        status_file = "/run/kestrel.status"
+        [manhole]
+        authorized_keys = "manhole_keys"
+        """
+    )
+    config = load_config(str(config_file))
+    assert config.config_path == str(config_file)
+    assert config.queue_path == str(tmp_path / "var" / "spool" / "kestrel")
+    assert config.status_file == "/run/kestrel.status"
+    assert config.manhole_authorized_keys == str(tmp_path / "etc" / "manhole_keys")
+
+
+@pytest.mark.parametrize(
+    ("toml_text", "message"),
+    [
+        ("bogus_key = 1", "[server] bogus_key: unknown option"),
+        ("[bogus]", "[bogus]: unknown table"),
+        ("[manhole]\nport = 1", "[manhole] port: unknown option"),
+        ("[queues.jobs]\nmax_itemz = 1", "[queues.jobs] max_itemz: unknown option"),
+        ("[queues.jobs]\nmax_items = 'ten'", "[queues.jobs] max_items: expected a non-negative integer, got 'ten'"),
+        ("[queues.jobs]\nmax_items = -1", "[queues.jobs] max_items: expected a non-negative integer, got -1"),
+        ("max_open_transactions = 0", "[server] max_open_transactions: expected a positive integer, got 0"),
+        ("[default]\nkeep_journal = 'no'", "[default] keep_journal: expected true or false, got 'no'"),
+        ("text_listen = 2222", "[server] text_listen: expected a string, got 2222"),
+        ("status_file = ''", "[server] status_file: expected a path, got ''"),
+        (
+            "[default]\nmax_size = 'lots'",
+            "[default] max_size: expected a size in bytes such as 1024 or '16MB', got 'lots'",
+        ),
+        (
+            "[queues.\"jobs+audit\"]\nmax_age = '1 week'",
+            "[queues.\"jobs+audit\"] max_age: expected a duration such as '30s', '100ms', 0 or 'never', got '1 week'",
+        ),
+        (
+            "status_change_grace_period = 'never'",
+            "[server] status_change_grace_period: expected a finite duration, got 'never'",
+        ),
+        (
+            "default_status = 'down'",
+            "[server] default_status: expected one of up, readonly, quiescent, writeavoid, got 'down'",
+        ),
+        (
+            "[queues.\"a.b\"]",
+            "[queues] \"a.b\": queue name contains illegal characters: 'a.b' ('.' is not allowed)",
+        ),
+        (
+            "[queues.a]\nexpire_to_queue = 'x/y'",
+            "[queues.a] expire_to_queue: queue name contains illegal characters: 'x/y' ('/' is not allowed)",
+        ),
+        ("[queues]\njobs = 1", "[queues] jobs: expected a table, got 1"),
+        ("[aliases]\nall = 'jobs'", "[aliases] all: expected a non-empty list of queue names, got 'jobs'"),
+        ("[aliases]\nall = []", "[aliases] all: expected a non-empty list of queue names, got []"),
+        ("[aliases]\nall = ['jobs', 2]", "[aliases] all: expected a non-empty list of queue names, got ['jobs', 2]"),
+        (
+            "[aliases]\nall = ['jobs', 'a~b']",
+            "[aliases] all: queue name contains illegal characters: 'a~b' ('~' is not allowed)",
+        ),
+        (
+            "[aliases]\n\"+all\" = ['jobs']",
+            "[aliases] \"+all\": queue name contains illegal characters: '+all' "
+            "('+' may only separate a master from one fanout child)",
+        ),
+    ],
+)
+def test_config_errors_name_file_table_and_key(toml_text, message):
+    with pytest.raises(ConfigError) as caught:
+        parse(toml_text)
+    assert str(caught.value) == f"{SOURCE}: {message}"
+
+
+def test_missing_queue_path():
+    with pytest.raises(ConfigError, match=r"^etc/kestrel\.conf: \[server\] queue_path: missing \(required\)$"):
+        parse_config({}, SOURCE, "/etc")
+
+
+def test_missing_file(tmp_path):
+    missing = tmp_path / "kestrel.conf"
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(missing))
+    assert str(caught.value) == f"{missing}: no such file"
+
+
+def test_toml_syntax_error(tmp_path):
+    config_file = tmp_path / "kestrel.conf"
+    config_file.write_text("[server]\nqueue_path = \n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(config_file))
+    assert str(caught.value) == f"{config_file}: Invalid value (at line 2, column 14)"

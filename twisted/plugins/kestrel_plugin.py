@@ -1,0 +1,3 @@
+from twisted.application.service import ServiceMaker
+
+kestrel = ServiceMaker("txkestrel", "kestrel.tap", "A durable, Kestrel-compatible message queue server.", "kestrel")
