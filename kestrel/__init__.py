@@ -1,3 +1,3 @@
 """txkestrel: a durable, Kestrel-compatible message queue server on Twisted."""
 
-__version__ = "2.4.8"
+__version__ = "0.1.0"

@@ -10,10 +10,10 @@ its destinations and whose reads find nothing.
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -145,6 +145,32 @@ class QueueCollection(Service):
         if queue.config.fanout_only:
             return not queue.closed
         return queue.add(data, expiry)
+
+    def is_alias(self, name: str) -> bool:
+        return name in self.config.aliases
+
+    def durability(self, name: str, fanout: bool = True) -> Deferred | None:
+        """
+        For queues that fsync every write (`sync_journal = 0`): a Deferred that fires once what
+        was just journaled for `name` (and, with `fanout`, its children or alias destinations)
+        is on disk. None when there is nothing to wait for.
+        """
+        waits = [wait for wait in (queue.journal.durable() for queue in self._targets(name, fanout)) if wait is not None]
+        if not waits:
+            return None
+        return waits[0] if len(waits) == 1 else gatherResults(waits, consumeErrors=True)
+
+    def _targets(self, name: str, fanout: bool) -> Iterator[PersistentQueue]:
+        destinations = self.config.aliases.get(name)
+        if destinations is not None:
+            for destination in destinations:
+                yield from self._targets(destination, fanout)
+            return
+        queue = self._queues.get(name)
+        if queue is not None:
+            yield queue
+            if fanout:
+                yield from (self._queues[child] for child in self._children.get(name, ()))
 
     def fetch(self, name: str, transaction: bool = False, peek: bool = False, deadline: float | None = None) -> Item | None | Deferred:
         """A read; see `PersistentQueue.fetch`. An alias always reads as empty."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 
-from twisted.internet.defer import maybeDeferred
+import pytest
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
 
-from kestrel.config import QueueConfig
-from kestrel.journal import files
+from kestrel.collection import QueueCollection
+from kestrel.config import QueueConfig, ServerConfig
+from kestrel.journal import files, records
 from kestrel.journal.journal import Journal
 from kestrel.journal.writer import JournalWriter
 from kestrel.queue import PersistentQueue
@@ -55,3 +58,175 @@ class QueueHarness:
     def journal_files(self, name: str = "test") -> list[str]:
         self.settle()
         return [f for f in files.journal_files(self.directory, name) if os.path.exists(os.path.join(self.directory, f))]
+
+
+# Journal dumps in the spec's notation (4.4)
+
+
+def _render(record: records.Record) -> str:
+    op = record.op
+    if op in (records.ADD, records.ADDX, records.ADD_XID):
+        data = record.data
+        if data and data[0] > 0:
+            return f"add({len(data)}:{record.xid}:{data.decode('latin-1')})"
+        return f"add({len(data)}:{record.xid})"
+    if op == records.CONTINUE:
+        return f"continue({record.xid}:{len(record.data)}:{record.data.decode('latin-1')})"
+    if op == records.REMOVE:
+        return "remove"
+    if op == records.REMOVE_TENTATIVE:
+        return "remove-tentative"
+    return {
+        records.REMOVE_TENTATIVE_XID: "remove-tentative({})",
+        records.SAVE_XID: "xid({})",
+        records.UNREMOVE: "unremove({})",
+        records.CONFIRM_REMOVE: "confirm-remove({})",
+    }[op].format(record.xid)
+
+
+def dump(journal: bytes) -> str:
+    """Render journal bytes as `add(5:0:alpha), remove, remove-tentative(2), ...` (spec 4.4)."""
+    rendered = []
+    position = 0
+    while position < len(journal):
+        record, position = records.decode(journal, position)
+        rendered.append(_render(record))
+    return ", ".join(rendered)
+
+
+def journal_file_names(directory: str, name: str) -> list[str]:
+    """The queue's rotated files by timestamp, then its current file if present; changes nothing on disk."""
+    rotated = sorted(
+        (timestamp, filename)
+        for filename in os.listdir(directory)
+        if (timestamp := files.rotated_timestamp(name, filename)) is not None
+    )
+    names = [filename for _, filename in rotated]
+    if os.path.exists(os.path.join(directory, name)):
+        names.append(name)
+    return names
+
+
+def dump_files(directory: str, name: str) -> str:
+    """The dump of every journal file of queue `name`, in replay order, as one history."""
+    parts = []
+    for filename in journal_file_names(directory, name):
+        with open(os.path.join(directory, filename), "rb") as journal:
+            text = dump(journal.read())
+        if text:
+            parts.append(text)
+    return ", ".join(parts)
+
+
+# Reading queues
+
+
+def stat(queue: PersistentQueue, key: str) -> int:
+    return dict(queue.stats())[key]
+
+
+def drain(queue: PersistentQueue, transaction: bool = False) -> list[bytes]:
+    """Remove every item the queue hands out now; returns their data in order."""
+    taken = []
+    while (item := queue.remove(transaction)) is not None:
+        taken.append(item.data)
+    return taken
+
+
+def numbered(index: int, size: int = 128) -> bytes:
+    """A `size`-byte item whose leading digits say which one it is: b'007.....'."""
+    return f"{index:03d}".encode().ljust(size, b".")
+
+
+def number_of(data: bytes) -> int:
+    return int(data[:3])
+
+
+def fired(deferred: Deferred) -> list:
+    """The results a Deferred has delivered so far (empty while it has not fired)."""
+    results: list = []
+    deferred.addBoth(results.append)
+    return results
+
+
+def pending_calls(clock: Clock) -> list:
+    return [call for call in clock.getDelayedCalls() if call.active()]
+
+
+# Collections
+
+
+def collection_on(harness: QueueHarness, **server_options) -> QueueCollection:
+    """A loaded QueueCollection over the harness's directory, writer and clock."""
+    server_options.setdefault("queue_path", harness.directory)
+    collection = QueueCollection(ServerConfig(**server_options), harness.writer, harness.clock)
+    collection.load()
+    harness.settle()
+    return collection
+
+
+def restart_collection(harness: QueueHarness, collection: QueueCollection, **server_options) -> QueueCollection:
+    collection.close()
+    harness.settle()
+    return collection_on(harness, **server_options)
+
+
+# Writers that run nothing until told to
+
+
+class RecordingRunner:
+    """A writer runner that records each batch it is given and runs it only when asked."""
+
+    def __init__(self):
+        self.calls: list[tuple[object, tuple, Deferred]] = []
+
+    def __call__(self, function, *args) -> Deferred:
+        result = Deferred()
+        self.calls.append((function, args, result))
+        return result
+
+    def batches(self) -> list:
+        """The batches handed over so far: lists of (source, operations)."""
+        return [args[0] for _, args, _ in self.calls]
+
+    def run_next(self) -> None:
+        function, args, result = self.calls.pop(0)
+        result.callback(function(*args))
+
+    def run_all(self) -> None:
+        while self.calls:
+            self.run_next()
+
+
+def operation_names(operations) -> list[str]:
+    return [function.__name__ for function, _, _ in operations]
+
+
+# Log capture
+
+
+class CapturedLogs:
+    def __init__(self):
+        self.events: list[dict] = []
+
+    def __call__(self, event: dict) -> None:
+        self.events.append(event)
+
+    def messages(self) -> list[str]:
+        return [formatEvent(event) for event in self.events]
+
+
+# Fixtures (import them into a test module to use them)
+
+
+@pytest.fixture
+def harness(tmp_path) -> QueueHarness:
+    return QueueHarness(str(tmp_path))
+
+
+@pytest.fixture
+def captured_logs():
+    observer = CapturedLogs()
+    globalLogPublisher.addObserver(observer)
+    yield observer
+    globalLogPublisher.removeObserver(observer)

@@ -1,0 +1,450 @@
+"""
+The memcache protocol (Kestrel dialect), port 22133.
+
+Requests on one connection are answered in order. When an answer has to wait (a blocking
+get, a monitor stream, a set to a queue that fsyncs every write), later requests stay in
+the buffer until it is written. Replies produced while parsing one burst of input go out
+in one write.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from kestrel.collection import InvalidQueueName
+from kestrel.config import ConfigError
+from kestrel.queue import Item
+from kestrel.server import KestrelServer
+from kestrel.session import ReadStillOpen, Session, TooManyOpenReads, Unavailable
+from kestrel.status import StatusError, StatusNotConfigured
+
+STORAGE_COMMANDS = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
+# Memcache's rule: an exptime below this is relative to now, from it on an absolute time.
+RELATIVE_EXPTIME_LIMIT = 1_000_000
+
+STORED = b"STORED\r\n"
+NOT_STORED = b"NOT_STORED\r\n"
+END = b"END\r\n"
+VALUE_TAIL = b"\r\nEND\r\n"
+
+
+class ClientError(Exception):
+    """A bad request: reply `CLIENT_ERROR <reason>`, and close the connection if `close`."""
+
+    def __init__(self, reason: str, close: bool = False):
+        super().__init__(reason)
+        self.close = close
+
+
+def memcache_expiry(exptime: int, now: float) -> int:
+    """An item expiry in epoch ms (0 = none) from a memcache exptime in seconds."""
+    if exptime == 0:
+        return 0
+    if exptime >= RELATIVE_EXPTIME_LIMIT:
+        return exptime * 1000
+    return int(now * 1000) + exptime * 1000
+
+
+class GetRequest:
+    """A get key `queue/opt/opt...` taken apart: the options may come in any order."""
+
+    __slots__ = ("key", "name", "open", "close", "abort", "peek", "timeout")
+
+    def __init__(self, key: bytes):
+        self.key = key
+        parts = key.split(b"/")
+        self.name = parts[0].decode("latin-1")
+        self.open = self.close = self.abort = self.peek = False
+        self.timeout: int | None = None
+        for option in parts[1:]:
+            if option == b"open":
+                self.open = True
+            elif option == b"close":
+                self.close = True
+            elif option == b"abort":
+                self.abort = True
+            elif option == b"peek":
+                self.peek = True
+            elif option.startswith(b"t="):
+                self.timeout = parse_int(option[2:], "timeout t=", close=True)
+        if not self.name:
+            raise ClientError("empty queue name", close=True)
+        if self.peek and (self.open or self.close or self.abort):
+            raise ClientError("peek cannot be combined with open, close or abort", close=True)
+        if self.abort and (self.open or self.close):
+            raise ClientError("abort cannot be combined with open or close", close=True)
+
+
+def parse_int(token: bytes, what: str, close: bool = False) -> int:
+    try:
+        return int(token)
+    except ValueError:
+        raise ClientError(f"bad {what}: {token.decode('latin-1')!r}", close=close) from None
+
+
+def value_block(key: bytes, data: bytes) -> list[bytes]:
+    return [b"VALUE %s 0 %d\r\n" % (key, len(data)), data, VALUE_TAIL]
+
+
+class MemcacheProtocol(Protocol, TimeoutMixin):
+    log = Logger()
+
+    def __init__(self, server: KestrelServer):
+        self.server = server
+        self.collection = server.collection
+        self.stats = server.stats
+        self.session: Session | None = None
+        self._max_line = server.config.max_line_length
+        self._max_value = server.config.max_value_size
+        self._buffer = bytearray()
+        self._position = 0
+        self._storage: tuple[list[bytes], int] | None = None
+        self._waiting = False
+        self._paused = False
+        self._output: list[bytes] | None = None
+        self._closing = False
+        self.callLater = server.clock.callLater
+        self._commands: dict[bytes, Callable[[list[bytes]], None]] = {
+            b"get": self._get,
+            b"gets": self._get,
+            b"monitor": self._monitor,
+            b"confirm": self._confirm,
+            b"delete": self._delete,
+            b"flush": self._flush,
+            b"flush_all": self._flush_all,
+            b"flush_expired": self._flush_expired,
+            b"flush_all_expired": self._flush_all_expired,
+            b"stats": self._stats,
+            b"dump_stats": self._dump_stats,
+            b"version": self._version,
+            b"reload": self._reload,
+            b"shutdown": self._shutdown,
+            b"quit": self._quit,
+            b"status": self._status,
+        }
+
+    # Connection
+
+    def connectionMade(self) -> None:
+        self.session = Session(self.server)
+        self.setTimeout(self.server.config.client_timeout)
+
+    def connectionLost(self, reason=None) -> None:
+        self.setTimeout(None)
+        if self.session is not None:
+            self.session.finish()
+
+    def timeoutConnection(self) -> None:
+        self.log.info("closing idle connection from {peer}", peer=self.transport.getPeer())
+        self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.stats.bytes_read += len(data)
+        if self._closing:
+            return
+        self.resetTimeout()
+        self._buffer += data
+        if self._waiting:
+            if not self._paused and len(self._buffer) > self._max_value + self._max_line:
+                # A client pipelining without reading: stop reading it until we catch up.
+                self._paused = True
+                self.transport.pauseProducing()
+            return
+        self._process()
+
+    # Framing
+
+    def _process(self) -> None:
+        self._output = []
+        buffer = self._buffer
+        try:
+            while not self._waiting and not self._closing:
+                if self._storage is not None:
+                    tokens, length = self._storage
+                    if len(buffer) - self._position < length + 2:
+                        break
+                    data = bytes(buffer[self._position:self._position + length])
+                    # Like Kestrel, skip the two bytes after the data without checking them.
+                    self._position += length + 2
+                    self._storage = None
+                    self._storage_command(tokens, data)
+                    continue
+                end = buffer.find(b"\n", self._position)
+                if end < 0:
+                    if len(buffer) - self._position > self._max_line:
+                        self._refuse(ClientError(f"request line longer than {self._max_line} bytes", close=True))
+                    break
+                if end - self._position > self._max_line:
+                    self._refuse(ClientError(f"request line longer than {self._max_line} bytes", close=True))
+                    break
+                line = bytes(buffer[self._position:end])
+                self._position = end + 1
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                self._request(line)
+        finally:
+            del buffer[:self._position]
+            self._position = 0
+            output, self._output = self._output, None
+            if output:
+                self._write(output)
+            if self._closing:
+                self.transport.loseConnection()
+
+    def _reply(self, *chunks: bytes) -> None:
+        if self._output is not None:
+            self._output.extend(chunks)
+        else:
+            self._write(chunks)
+
+    def _write(self, chunks) -> None:
+        self.stats.bytes_written += sum(map(len, chunks))
+        self.transport.writeSequence(chunks)
+
+    def _close(self) -> None:
+        """Close once the replies written so far are out; later requests are ignored."""
+        self._closing = True
+        if self._output is None:
+            self.transport.loseConnection()
+
+    def _refuse(self, error: ClientError) -> None:
+        self._reply(b"CLIENT_ERROR %s\r\n" % str(error).encode("latin-1", "replace"))
+        if error.close:
+            self._close()
+
+    def _wait_for(self, result: Deferred, reply: Callable[[object], None]) -> None:
+        """Hold later requests until `result` fires, then write its reply and go on."""
+        self._waiting = True
+        self.setTimeout(None)
+
+        def answered(value):
+            reply(value)
+            self._resume()
+
+        def failed(failure: Failure):
+            if failure.check(CancelledError):
+                return None
+            self.log.failure("request failed", failure)
+            self._reply(b"SERVER_ERROR %s\r\n" % str(failure.value).encode("latin-1", "replace"))
+            self._close()
+
+        result.addCallbacks(answered, failed)
+
+    def _resume(self) -> None:
+        self._waiting = False
+        self.setTimeout(self.server.config.client_timeout)
+        if self._paused:
+            self._paused = False
+            self.transport.resumeProducing()
+        if not self._closing:
+            self._process()
+
+    # Requests
+
+    def _request(self, line: bytes) -> None:
+        tokens = line.split(b" ")
+        command = tokens[0].lower()
+        try:
+            if command in STORAGE_COMMANDS:
+                self._storage_header(tokens)
+                return
+            handler = self._commands.get(command)
+            if handler is None:
+                raise ClientError(f"unknown command: {command.decode('latin-1')!r}", close=True)
+            handler(tokens)
+        except ClientError as error:
+            self._refuse(error)
+        except InvalidQueueName as error:
+            self._refuse(ClientError(str(error), close=True))
+        except Unavailable as error:
+            self._server_error(str(error))
+        except (ReadStillOpen, TooManyOpenReads) as error:
+            self.log.debug("refused read: {error}", error=error)
+            self._reply(b"ERROR\r\n")
+            self._close()
+
+    def _server_error(self, reason: str) -> None:
+        self._reply(b"SERVER_ERROR %s\r\n" % reason.encode("latin-1", "replace"))
+        self._close()
+
+    def _storage_header(self, tokens: list[bytes]) -> None:
+        if len(tokens) < 5:
+            raise ClientError("storage command needs <key> <flags> <exptime> <bytes>", close=True)
+        length = parse_int(tokens[4], "byte count", close=True)
+        if length < 0:
+            raise ClientError("negative byte count", close=True)
+        if length > self._max_value:
+            raise ClientError(f"value of {length} bytes is larger than the limit of {self._max_value}", close=True)
+        self._storage = (tokens, length)
+
+    def _storage_command(self, tokens: list[bytes], data: bytes) -> None:
+        try:
+            if tokens[0].lower() != b"set":
+                raise ClientError(f"unsupported command: {tokens[0].decode('latin-1')!r}", close=True)
+            self._set(tokens, data)
+        except ClientError as error:
+            self._refuse(error)
+        except InvalidQueueName as error:
+            self._refuse(ClientError(str(error), close=True))
+        except Unavailable as error:
+            self._server_error(str(error))
+
+    def _set(self, tokens: list[bytes], data: bytes) -> None:
+        name = tokens[1].decode("latin-1")
+        parse_int(tokens[2], "flags")
+        exptime = parse_int(tokens[3], "exptime", close=True)
+        noreply = len(tokens) > 5 and tokens[5] == b"noreply"
+        stored = self.session.set(name, data, memcache_expiry(exptime, self.server.clock.seconds()))
+        if isinstance(stored, Deferred):
+            self._wait_for(stored, partial(self._answer_set, noreply))
+        elif not noreply:
+            self._reply(STORED if stored else NOT_STORED)
+
+    def _answer_set(self, noreply: bool, stored: bool) -> None:
+        if not noreply:
+            self._reply(STORED if stored else NOT_STORED)
+
+    def _get(self, tokens: list[bytes]) -> None:
+        if len(tokens) < 2 or not tokens[1]:
+            raise ClientError("get needs a key")
+        request = GetRequest(tokens[1])
+        name = request.name
+        if request.abort:
+            self.session.abort_oldest(name)
+            self._reply(END)
+            return
+        if request.close:
+            self.session.confirm_oldest(name)
+            if not request.open:
+                self._reply(END)
+                return
+        deadline = None
+        if request.timeout:
+            deadline = self.server.clock.seconds() + request.timeout / 1000
+        result = self.session.fetch(name, transaction=request.open, peek=request.peek, deadline=deadline)
+        if isinstance(result, Deferred):
+            self._wait_for(result, lambda item: self._reply_item(request.key, item))
+        else:
+            self._reply_item(request.key, result)
+
+    def _reply_item(self, key: bytes, item: Item | None) -> None:
+        if item is None:
+            self._reply(END)
+        else:
+            self._reply(*value_block(key, item.data))
+
+    def _monitor(self, tokens: list[bytes]) -> None:
+        if len(tokens) < 3:
+            raise ClientError("monitor needs <queue> <seconds> [max_items]")
+        name = tokens[1].decode("latin-1")
+        timeout = parse_int(tokens[2], "timeout")
+        max_items = parse_int(tokens[3], "max_items") if len(tokens) > 3 and tokens[3] else None
+        key = tokens[1]
+        stream = self.session.monitor(name, timeout, max_items, lambda item: self._reply(*value_block(key, item.data)))
+        self._wait_for(stream, lambda _: self._reply(END))
+
+    def _confirm(self, tokens: list[bytes]) -> None:
+        if len(tokens) < 3:
+            raise ClientError("confirm needs <queue> <count>")
+        confirmed = self.session.confirm(tokens[1].decode("latin-1"), parse_int(tokens[2], "count"))
+        self._reply(END if confirmed else b"ERROR\r\n")
+
+    def _queue_name(self, tokens: list[bytes], command: str) -> str:
+        if len(tokens) < 2 or not tokens[1]:
+            raise ClientError(f"{command} needs a queue name")
+        return tokens[1].decode("latin-1")
+
+    def _delete(self, tokens: list[bytes]) -> None:
+        name = self._queue_name(tokens, "delete")
+        self.session.check_writable("delete")
+        self.collection.delete(name)
+        self._reply(b"DELETED\r\n")
+
+    def _flush(self, tokens: list[bytes]) -> None:
+        name = self._queue_name(tokens, "flush")
+        self.session.check_writable("flush")
+        self.collection.flush(name)
+        self._reply(END)
+
+    def _flush_all(self, tokens: list[bytes]) -> None:
+        self.session.check_writable("flush_all")
+        self.collection.flush_all()
+        self._reply(b"Flushed all queues.\r\n")
+
+    def _flush_expired(self, tokens: list[bytes]) -> None:
+        name = self._queue_name(tokens, "flush_expired")
+        self.session.check_writable("flush_expired")
+        self._reply(b"%d\r\n" % self.collection.flush_expired(name))
+
+    def _flush_all_expired(self, tokens: list[bytes]) -> None:
+        self.session.check_writable("flush_all_expired")
+        self._reply(b"%d\r\n" % self.collection.flush_all_expired())
+
+    def _stats(self, tokens: list[bytes]) -> None:
+        lines = [f"STAT {key} {value}" for key, value in self.server.global_stats()]
+        for name, stats in self.collection.queue_stats():
+            lines.extend(f"STAT queue_{name}_{key} {value}" for key, value in stats)
+        lines.append("END\r\n")
+        self._reply("\r\n".join(lines).encode("latin-1", "replace"))
+
+    def _dump_stats(self, tokens: list[bytes]) -> None:
+        names = [token.decode("latin-1") for token in tokens[1:] if token] or None
+        lines = []
+        for name, stats in self.collection.queue_stats(names):
+            lines.append(f"queue '{name}' {{")
+            lines.extend(f"  {key}={value}" for key, value in stats)
+            lines.append("}")
+        lines.append("END\r\n")
+        self._reply("\r\n".join(lines).encode("latin-1", "replace"))
+
+    def _version(self, tokens: list[bytes]) -> None:
+        self._reply(b"VERSION %s\r\n" % self.server.version.encode())
+
+    def _reload(self, tokens: list[bytes]) -> None:
+        try:
+            self.server.reload()
+        except (ConfigError, RuntimeError) as error:
+            self.log.warn("reload failed: {error}", error=error)
+            self._reply(b"SERVER_ERROR %s\r\n" % str(error).encode("latin-1", "replace"))
+            return
+        self._reply(b"Reloaded config.\r\n")
+
+    def _shutdown(self, tokens: list[bytes]) -> None:
+        self._close()
+        self.server.shutdown()
+
+    def _quit(self, tokens: list[bytes]) -> None:
+        self._close()
+
+    def _status(self, tokens: list[bytes]) -> None:
+        status = self.server.status
+        try:
+            if len(tokens) < 2 or not tokens[1]:
+                if not status.configured:
+                    raise StatusNotConfigured()
+                self._reply(status.current.name.encode() + b"\r\n")
+            else:
+                status.set(tokens[1].decode("latin-1"))
+                self._reply(END)
+        except StatusNotConfigured:
+            self._reply(b"ERROR\r\n")
+            self._close()
+        except StatusError as error:
+            raise ClientError(str(error), close=True) from None
+
+
+class MemcacheFactory(Factory):
+    def __init__(self, server: KestrelServer):
+        self.server = server
+
+    def buildProtocol(self, addr) -> MemcacheProtocol:
+        protocol = MemcacheProtocol(self.server)
+        protocol.factory = self
+        return protocol

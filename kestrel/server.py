@@ -1,0 +1,92 @@
+"""
+KestrelServer: what every session of every protocol shares. That is the queue collection,
+the server status, the global counters, and the operator actions (reload, shutdown).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from kestrel import __version__
+from kestrel.collection import QueueCollection
+from kestrel.config import ServerConfig, load_config
+from kestrel.status import ServerStatus
+
+
+class ServerStats:
+    """Counters over all connections (Kestrel's global `stats`)."""
+
+    __slots__ = (
+        "curr_connections", "total_connections", "cmd_get", "cmd_set", "cmd_peek", "get_hits",
+        "get_misses", "bytes_read", "bytes_written", "cmd_monitor", "cmd_monitor_get",
+    )
+
+    def __init__(self):
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+
+class KestrelServer:
+    log = Logger()
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        collection: QueueCollection,
+        clock: IReactorTime,
+        status: ServerStatus | None = None,
+        shutdown: Callable[[], None] | None = None,
+    ):
+        self.config = config
+        self.collection = collection
+        self.clock = clock
+        self.status = status or ServerStatus(
+            config.status_file, config.default_status, config.status_change_grace_period, clock
+        )
+        self.stats = ServerStats()
+        self.version = __version__
+        self.max_open_transactions = config.max_open_transactions
+        self.started_at = clock.seconds()
+        self._shutdown = shutdown
+
+    def global_stats(self) -> list[tuple[str, object]]:
+        """Kestrel's global stats, in its order."""
+        stats, collection = self.stats, self.collection
+        now = self.clock.seconds()
+        return [
+            ("uptime", int(now - self.started_at)),
+            ("time", int(now)),
+            ("version", self.version),
+            ("curr_items", collection.current_items()),
+            ("total_items", collection.total_items()),
+            ("bytes", collection.current_bytes()),
+            ("reserved_memory_ratio", f"{collection.reserved_memory_ratio():.3f}"),
+            ("curr_connections", stats.curr_connections),
+            ("total_connections", stats.total_connections),
+            ("cmd_get", stats.cmd_get),
+            ("cmd_set", stats.cmd_set),
+            ("cmd_peek", stats.cmd_peek),
+            ("get_hits", stats.get_hits),
+            ("get_misses", stats.get_misses),
+            ("bytes_read", stats.bytes_read),
+            ("bytes_written", stats.bytes_written),
+            ("queue_creates", collection.queue_creates),
+            ("queue_deletes", collection.queue_deletes),
+            ("queue_expires", collection.queue_expires),
+        ]
+
+    def reload(self) -> None:
+        """Re-read the config file: queue settings and aliases change, nothing else."""
+        if self.config.config_path is None:
+            raise RuntimeError("this server has no config file to reload")
+        config = load_config(self.config.config_path)
+        self.collection.reload(config)
+
+    def shutdown(self) -> None:
+        """Start a clean shutdown a moment from now, so the request that asked for it completes."""
+        self.log.info("shutdown requested")
+        if self._shutdown is not None:
+            self.clock.callLater(0.1, self._shutdown)

@@ -1,0 +1,223 @@
+"""
+Session: one client connection's dealings with the server, whatever its protocol.
+
+It keeps the connection's open (reliable) reads per queue, oldest first, and its pending
+blocking reads. It applies the per-connection rules and status refusals, and rolls
+everything back when the connection ends.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+
+from kestrel.queue import Item
+from kestrel.server import KestrelServer
+
+
+class SessionError(Exception):
+    """A request the session refuses; the protocol maps each kind to its own reply."""
+
+
+class Unavailable(SessionError):
+    """The server status (or a connection limit) forbids this operation now."""
+
+    def __str__(self) -> str:
+        return f"Server not available for operation {self.args[0]}"
+
+
+class TooManyOpenReads(SessionError):
+    def __str__(self) -> str:
+        return f"Too many open transactions; limit={self.args[0]}"
+
+
+class ReadStillOpen(SessionError):
+    """A plain get on a queue where this connection holds an open read."""
+
+    def __str__(self) -> str:
+        return f"a read is still open on {self.args[0]}: confirm (/close) or abort it first"
+
+
+FetchResult = Item | None | Deferred
+
+
+class Session:
+    log = Logger()
+
+    def __init__(self, server: KestrelServer):
+        self.server = server
+        self.collection = server.collection
+        self.stats = server.stats
+        self._open_reads: dict[str, deque[int]] = {}
+        self._pending: set[Deferred] = set()
+        self.finished = False
+        self.stats.curr_connections += 1
+        self.stats.total_connections += 1
+        connections = self.stats.curr_connections
+        config = server.config
+        self._refuse_writes = config.connection_limit_refuse_writes is not None and connections > config.connection_limit_refuse_writes
+        self._refuse_reads = config.connection_limit_refuse_reads is not None and connections > config.connection_limit_refuse_reads
+
+    # Writing
+
+    def set(self, name: str, data: bytes, expiry: int = 0) -> bool | Deferred:
+        """
+        Add an item (expiry in epoch ms, 0 = none). True or False at once, or, for a queue
+        that fsyncs every write, a Deferred that fires True once the item is on disk.
+        """
+        self.check_writable("set")
+        self.stats.cmd_set += 1
+        if not self.collection.add(name, data, expiry):
+            return False
+        durable = self.collection.durability(name)
+        if durable is None:
+            return True
+        return durable.addCallback(lambda _: True)
+
+    def check_writable(self, operation: str) -> None:
+        if self._refuse_writes or not self.server.status.writable:
+            raise Unavailable(operation)
+
+    def check_readable(self, operation: str) -> None:
+        if self._refuse_reads or not self.server.status.readable:
+            raise Unavailable(operation)
+
+    # Reading
+
+    def fetch(self, name: str, transaction: bool = False, peek: bool = False, deadline: float | None = None) -> FetchResult:
+        """
+        Read one item: now (an Item or None) or later (a Deferred), waiting until the
+        deadline (clock seconds) if one is given. A transactional read stays open on this
+        connection until it is confirmed or aborted.
+        """
+        self.check_readable("peek" if peek else "get")
+        reads = self._open_reads.get(name)
+        if reads:
+            if not transaction and not peek:
+                raise ReadStillOpen(name)
+            if transaction and len(reads) >= self.server.max_open_transactions:
+                raise TooManyOpenReads(self.server.max_open_transactions)
+        if peek:
+            self.stats.cmd_peek += 1
+        else:
+            self.stats.cmd_get += 1
+        if self.collection.is_alias(name):
+            return None
+        result = self.collection.fetch(name, transaction, peek, deadline)
+        if isinstance(result, Deferred):
+            self._pending.add(result)
+            result.addBoth(self._settled, result)
+            return result.addCallback(self._fetched, name, transaction, peek)
+        return self._fetched(result, name, transaction, peek)
+
+    def _settled(self, result, pending: Deferred):
+        self._pending.discard(pending)
+        return result
+
+    def _fetched(self, item: Item | None, name: str, transaction: bool, peek: bool) -> FetchResult:
+        if item is None:
+            self.stats.get_misses += 1
+            return None
+        self.stats.get_hits += 1
+        if transaction:
+            if self.finished:
+                # The connection went away while the item was on its way: put it back.
+                self.collection.unremove(name, item.xid)
+                return None
+            self._open_reads.setdefault(name, deque()).append(item.xid)
+        if peek:
+            return item
+        durable = self.collection.durability(name, fanout=False)
+        return item if durable is None else durable.addCallback(lambda _: item)
+
+    def open_reads(self, name: str) -> int:
+        reads = self._open_reads.get(name)
+        return len(reads) if reads else 0
+
+    def monitor(self, name: str, timeout: float, max_items: int | None, deliver: Callable[[Item], None]) -> Deferred:
+        """
+        Open items one after another and hand each to `deliver`, until `max_items` have
+        gone, the timeout (seconds) passes, or this connection holds as many open reads
+        as it may. Fires with None when the stream ends.
+        """
+        self.check_readable("monitor")
+        self.stats.cmd_monitor += 1
+        limit = self.server.max_open_transactions if max_items is None else max_items
+        deadline = self.server.clock.seconds() + timeout
+        finished = Deferred()
+        sent = 0
+
+        def next_item() -> None:
+            nonlocal sent
+            while sent < limit and self.open_reads(name) < self.server.max_open_transactions and not self.finished:
+                if not (self.server.status.readable and not self._refuse_reads):
+                    break
+                self.stats.cmd_monitor_get += 1
+                result = self.fetch(name, transaction=True, deadline=deadline)
+                if isinstance(result, Deferred):
+                    result.addCallbacks(arrived, ended)
+                    return
+                if result is None:
+                    break
+                deliver(result)
+                sent += 1
+            finished.callback(None)
+
+        def arrived(item: Item | None) -> None:
+            nonlocal sent
+            if item is None:
+                finished.callback(None)
+                return
+            deliver(item)
+            sent += 1
+            next_item()
+
+        def ended(failure) -> None:
+            failure.trap(CancelledError)
+            finished.callback(None)
+
+        next_item()
+        return finished
+
+    # Closing reads
+
+    def confirm_oldest(self, name: str) -> bool:
+        reads = self._open_reads.get(name)
+        return bool(reads) and self.collection.confirm(name, reads.popleft())
+
+    def abort_oldest(self, name: str) -> bool:
+        reads = self._open_reads.get(name)
+        return bool(reads) and self.collection.unremove(name, reads.popleft())
+
+    def confirm(self, name: str, count: int) -> bool:
+        """Confirm the `count` oldest open reads on a queue: all of them, or none if fewer are open."""
+        reads = self._open_reads.get(name)
+        if count <= 0 or not reads or count > len(reads):
+            return False
+        for _ in range(count):
+            self.collection.confirm(name, reads.popleft())
+        return True
+
+    def confirm_all(self, name: str) -> int:
+        reads = self._open_reads.get(name)
+        count = len(reads) if reads else 0
+        if count:
+            self.confirm(name, count)
+        return count
+
+    def finish(self) -> None:
+        """The connection is gone: cancel its waiting reads and abort its open ones."""
+        if self.finished:
+            return
+        self.finished = True
+        self.stats.curr_connections -= 1
+        for pending in list(self._pending):
+            pending.cancel()
+        for name, reads in self._open_reads.items():
+            # Newest first, so the oldest item ends up at the head again.
+            for xid in reversed(reads):
+                self.collection.unremove(name, xid)
+        self._open_reads.clear()

@@ -1,0 +1,93 @@
+"""
+`twistd kestrel`: options and the service tree.
+
+The tree starts in order and stops in reverse: the journal writer first (and last, so
+that it drains everything the queues wrote), then the queue collection (which replays
+every journal before anyone can connect), then the listeners.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from twisted.application.service import MultiService
+from twisted.logger import Logger
+from twisted.python import usage
+
+from kestrel.collection import QueueCollection
+from kestrel.config import ConfigError, ServerConfig, load_config
+from kestrel.journal.writer import JournalWriter
+from kestrel.listener import ListenerService
+from kestrel.protocols.memcache import MemcacheFactory
+from kestrel.server import KestrelServer
+
+
+class Options(usage.Options):
+    synopsis = "[-c CONFIG]"
+    longdesc = "Run txkestrel, a durable message queue server that speaks Kestrel's protocols."
+    optParameters = [
+        ["config", "c", "etc/kestrel.conf", "Path of the TOML config file."],
+    ]
+
+    def postOptions(self) -> None:
+        try:
+            self["server_config"] = load_config(self["config"])
+        except ConfigError as error:
+            raise usage.UsageError(str(error)) from None
+
+
+class KestrelService(MultiService):
+    """The whole server. Holds the parts an operator may want to reach (manhole, admin)."""
+
+    log = Logger()
+
+    def __init__(self, config: ServerConfig, reactor=None):
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self.config = config
+        self._reactor = reactor
+        self.writer = JournalWriter(reactor)
+        self.writer.setServiceParent(self)
+        self.collection = QueueCollection(config, self.writer, reactor)
+        self.collection.setServiceParent(self)
+        self.server = KestrelServer(config, self.collection, reactor, shutdown=self._stop_reactor)
+        self.listeners: list[ListenerService] = []
+        self._listen("memcache", config.memcache_listen, MemcacheFactory(self.server))
+
+    def _listen(self, protocol: str, description: str, factory) -> None:
+        if description:
+            listener = ListenerService(protocol, description, factory, self._reactor)
+            listener.setServiceParent(self)
+            self.listeners.append(listener)
+
+    def startService(self) -> None:
+        super().startService()
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, self._hangup)
+        self.log.info(
+            "txkestrel {version} started: {queues} queues from {path}",
+            version=self.server.version, queues=len(self.collection), path=self.config.queue_path,
+        )
+
+    def stopService(self):
+        self.log.info("txkestrel stopping")
+        self.server.status.shut_down()
+        return super().stopService()
+
+    def _hangup(self, signum, frame) -> None:
+        self._reactor.callFromThread(self._reload)
+
+    def _reload(self) -> None:
+        try:
+            self.server.reload()
+        except ConfigError as error:
+            self.log.error("reload on SIGHUP failed: {error}", error=error)
+
+    def _stop_reactor(self) -> None:
+        if self._reactor.running:
+            self._reactor.stop()
+
+
+def makeService(options: Options) -> KestrelService:
+    return KestrelService(options["server_config"])
