@@ -1,0 +1,23 @@
+import pytest
+
+from kestrel.test.acceptance.server import KestrelProcess, write_config
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Start a real server with extra `[server]` lines and queue tables; stopped after the test."""
+    started = []
+
+    def make(server: str = "", queues: str = "") -> KestrelProcess:
+        process = KestrelProcess(tmp_path, write_config(tmp_path, server, queues)).start()
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.kill()
+
+
+@pytest.fixture
+def kestrel(make_server):
+    return make_server()

@@ -1,0 +1,197 @@
+"""
+A real `twistd -n kestrel` process for acceptance tests, and a raw memcache client.
+
+The server listens on `tcp:0` on loopback; the harness reads the ports it got from the
+"listening for <protocol> on <host>:<port>" lines of its log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+LISTENING = re.compile(r"listening for (\w+) on ([\d.]+):(\d+)")
+STARTED = "txkestrel"
+START_TIMEOUT = 30.0
+
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+
+
+def write_config(directory: Path, server: str = "", queues: str = "") -> Path:
+    """A config for a test server: loopback listeners on free ports, spool in `directory`."""
+    config = directory / "kestrel.conf"
+    config.write_text(
+        f"""
+[server]
+queue_path = "spool"
+status_file = "kestrel.status"
+memcache_listen = "tcp:0:interface=127.0.0.1"
+text_listen = ""
+thrift_listen = ""
+admin_listen = ""
+max_open_transactions = 100
+{server}
+
+{queues}
+"""
+    )
+    return config
+
+
+class KestrelProcess:
+    def __init__(self, directory: Path, config: Path):
+        self.directory = directory
+        self.config = config
+        self.process: subprocess.Popen | None = None
+        self.ports: dict[str, int] = {}
+        self.log_lines: list[str] = []
+        self._started = threading.Event()
+
+    @property
+    def memcache_port(self) -> int:
+        return self.ports["memcache"]
+
+    def start(self) -> "KestrelProcess":
+        self.ports = {}
+        self._started.clear()
+        self.process = subprocess.Popen(
+            [TWISTD, "-n", "--pidfile=", "kestrel", "-c", str(self.config)],
+            cwd=self.directory,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read_log, args=(self.process,), daemon=True).start()
+        if not self._started.wait(START_TIMEOUT):
+            self.kill()
+            raise RuntimeError("txkestrel did not start:\n" + self.log())
+        if self.process.poll() is not None:
+            raise RuntimeError("txkestrel exited at start:\n" + self.log())
+        return self
+
+    def _read_log(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            self.log_lines.append(line)
+            match = LISTENING.search(line)
+            if match:
+                self.ports[match[1]] = int(match[3])
+            if f"{STARTED} " in line and " started:" in line:
+                self._started.set()
+        self._started.set()
+
+    def log(self) -> str:
+        return "".join(self.log_lines)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait: a clean shutdown."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing gets flushed."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+
+    def restart(self) -> "KestrelProcess":
+        self.stop()
+        return self.start()
+
+    def client(self) -> "RawClient":
+        return RawClient(self.memcache_port)
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.process.pid, signum)
+
+
+class RawClient:
+    """A memcache client on a plain socket: exact bytes in, exact bytes out."""
+
+    def __init__(self, port: int, timeout: float = 10.0):
+        self.socket = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self._buffer = b""
+
+    def close(self) -> None:
+        self.socket.close()
+
+    def send(self, data: bytes) -> None:
+        self.socket.sendall(data)
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self._buffer:
+            self._fill()
+        line, self._buffer = self._buffer.split(b"\r\n", 1)
+        return line
+
+    def exactly(self, count: int) -> bytes:
+        while len(self._buffer) < count:
+            self._fill()
+        data, self._buffer = self._buffer[:count], self._buffer[count:]
+        return data
+
+    def _fill(self) -> None:
+        chunk = self.socket.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        self._buffer += chunk
+
+    def request(self, line: str | bytes) -> bytes:
+        self.send((line.encode() if isinstance(line, str) else line) + b"\r\n")
+        return self.line()
+
+    def set(self, key: str, value: bytes, exptime: int = 0) -> bytes:
+        self.send(b"set %s 0 %d %d\r\n%s\r\n" % (key.encode(), exptime, len(value), value))
+        return self.line()
+
+    def get(self, key: str) -> bytes | None:
+        """The value, or None for END."""
+        self.send(b"get %s\r\n" % key.encode())
+        return self.read_value(key)
+
+    def read_value(self, key: str) -> bytes | None:
+        header = self.line()
+        if header == b"END":
+            return None
+        parts = header.split(b" ")
+        assert parts[:3] == [b"VALUE", key.encode(), b"0"], header
+        value = self.exactly(int(parts[3]) + 2)[:-2]
+        assert self.line() == b"END"
+        return value
+
+    def stats(self) -> dict[str, str]:
+        self.send(b"stats\r\n")
+        stats = {}
+        while (line := self.line()) != b"END":
+            _, key, value = line.decode().split(" ", 2)
+            stats[key] = value
+        return stats
+
+    def closed_by_server(self, timeout: float = 5.0) -> bool:
+        self.socket.settimeout(timeout)
+        try:
+            return self.socket.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+def wait_until(condition, timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll a condition of another process (which runs on its own clock) until it holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
