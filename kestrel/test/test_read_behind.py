@@ -1,0 +1,259 @@
+"""Read-behind (spec 3.7, 6.5): a queue bigger than max_memory_size keeps only its head in memory."""
+
+import os
+
+import pytest
+
+from kestrel.journal.writer import JournalWriter
+from kestrel.queue import PersistentQueue
+from kestrel.config import QueueConfig
+from kestrel.test.support import (  # noqa: F401  (harness is a fixture)
+    RecordingRunner,
+    drain,
+    harness,
+    journal_file_names,
+    number_of,
+    numbered,
+)
+
+KIB = dict(max_memory_size=1024)
+
+CURSOR_BUG = (
+    "engine bug: the read-behind cursor remembers the file name it started in and opens it lazily, "
+    "so after a rotation it reads the new current file instead of the rotated one"
+)
+
+
+def counts(queue) -> tuple:
+    """(in read-behind, items, bytes, items in memory, bytes in memory)"""
+    return (queue.reading_behind, queue.items, queue.bytes, queue.memory_items, queue.memory_bytes)
+
+
+def fill(queue, numbers, behind_from: int | None = None) -> None:
+    for i in numbers:
+        assert queue.add(numbered(i))
+        if behind_from is not None:
+            assert queue.reading_behind == (i >= behind_from), i
+
+
+def take(queue, transaction: bool = False) -> int:
+    item = queue.remove(transaction)
+    assert item is not None
+    assert len(item.data) == 128
+    return number_of(item.data)
+
+
+def test_queue_drops_into_read_behind_on_add(harness):
+    queue = harness.queue(**KIB)
+    fill(queue, range(10), behind_from=8)
+    assert counts(queue) == (True, 10, 1280, 8, 1024)
+
+
+def test_each_remove_refills_memory_from_the_journal(harness):
+    queue = harness.queue(**KIB)
+    fill(queue, range(10))
+
+    assert take(queue) == 0
+    assert counts(queue) == (True, 9, 1152, 8, 1024)
+
+    fill(queue, [10])
+    assert counts(queue) == (True, 10, 1280, 8, 1024)
+
+    assert take(queue) == 1
+    assert counts(queue) == (True, 9, 1152, 8, 1024)
+    assert take(queue) == 2
+    assert counts(queue) == (True, 8, 1024, 8, 1024)
+
+    for i in range(3, 11):
+        assert take(queue) == i
+        left = 10 - i
+        assert counts(queue) == (False, left, 128 * left, left, 128 * left)
+
+
+def test_restart_rebuilds_the_read_behind_state(harness):
+    queue = harness.queue(**KIB)
+    fill(queue, range(10))
+    queue = harness.restart(queue, **KIB)
+    assert counts(queue) == (True, 10, 1280, 8, 1024)
+
+    for i in range(10):
+        assert take(queue) == i
+        left = 9 - i
+        in_memory = 8 if i < 2 else left
+        assert counts(queue) == (i < 2, left, 128 * left, in_memory, 128 * in_memory)
+
+
+def test_replay_enters_read_behind_and_leaves_it_after_draining(harness):
+    queue = harness.queue(**KIB)
+    fill(queue, range(10), behind_from=8)
+    assert [take(queue) for _ in range(10)] == list(range(10))
+    assert counts(queue) == (False, 0, 0, 0, 0)
+
+    queue = harness.restart(queue, **KIB)
+    assert counts(queue) == (False, 0, 0, 0, 0)
+
+
+def test_replay_leaves_read_behind_when_the_removes_in_the_journal_drain_the_backlog(harness):
+    queue = harness.queue(**KIB)
+    fill(queue, range(10))
+    assert [take(queue) for _ in range(3)] == [0, 1, 2]
+
+    queue = harness.restart(queue, **KIB)
+    assert counts(queue) == (False, 7, 896, 7, 896)
+    assert [number_of(data) for data in drain(queue)] == list(range(3, 10))
+
+
+def test_replay_stays_in_read_behind_while_the_backlog_is_on_disk(harness):
+    queue = harness.queue(**KIB)
+    fill(queue, range(12))
+    assert take(queue) == 0
+
+    queue = harness.restart(queue, **KIB)
+    assert counts(queue) == (True, 11, 1408, 8, 1024)
+    assert [number_of(data) for data in drain(queue)] == list(range(1, 12))
+
+
+def test_open_transactions_in_read_behind_are_rolled_back_on_restart(harness):
+    queue = harness.queue(**KIB)
+    fill(queue, range(10))
+    assert [take(queue, transaction=True) for _ in range(3)] == [0, 1, 2]
+
+    queue = harness.restart(queue, **KIB)
+    assert (queue.items, queue.open_transactions) == (10, 0)
+    assert [number_of(data) for data in drain(queue)] == list(range(10))
+
+
+def test_replay_reads_the_journal_without_the_writer_thread(harness):
+    """
+    Start-up replay reads the journal on the calling thread (`read_items_now`). A refill
+    handed to the writer thread meanwhile would move the same read-behind cursor from two
+    threads at once.
+    """
+    queue = harness.queue(**KIB)
+    fill(queue, range(10))
+    for _ in range(9):
+        take(queue)
+    queue.close()
+    harness.settle()
+
+    runner = RecordingRunner()
+    writer = JournalWriter(harness.clock, runner=runner)
+    writer.startService()
+    replayed = PersistentQueue("test", QueueConfig(**KIB), harness.directory, writer, harness.clock)
+    replayed.replay()
+    assert runner.calls == [], "replay handed a journal read to the writer thread"
+    runner.run_all()
+    assert [number_of(data) for data in drain(replayed)] == [9]
+
+
+@pytest.mark.xfail(strict=True, reason=CURSOR_BUG)
+def test_read_behind_survives_the_rotation_of_its_primary_file(harness):
+    options = dict(max_memory_size=512, max_journal_size=1024)
+    queue = harness.queue(**options)
+    fill(queue, range(10), behind_from=4)
+    assert queue.journal_rotations >= 2
+    assert [take(queue) for _ in range(10)] == list(range(10))
+    assert counts(queue) == (False, 0, 0, 0, 0)
+
+
+@pytest.mark.xfail(strict=True, reason=CURSOR_BUG)
+def test_read_behind_follows_several_rotated_files(harness):
+    options = dict(max_memory_size=1024, max_journal_size=512)
+    queue = harness.queue(**options)
+    fill(queue, range(30), behind_from=8)
+    assert len(harness.journal_files()) > 2
+
+    assert [take(queue) for _ in range(10)] == list(range(10))
+    assert queue.reading_behind
+    fill(queue, range(30, 40))
+    assert queue.reading_behind
+
+    assert [take(queue) for _ in range(29)] == list(range(10, 39))
+    assert not queue.reading_behind
+
+    queue = harness.restart(queue, **options)
+    assert (queue.items, queue.reading_behind) == (1, False)
+    assert [number_of(data) for data in drain(queue)] == [39]
+
+
+class PackingScenario:
+    """
+    A queue held in read-behind for good (128-byte items, 1 KiB of memory, 4 KiB of journal)
+    under a mix of adds, removes, opens, confirms and aborts, checked against a model.
+    """
+
+    OPTIONS = dict(max_memory_size=1024, max_journal_size=4096)
+
+    def __init__(self, harness):
+        self.harness = harness
+        self.queue = harness.queue(**self.OPTIONS)
+        self.model: list[int] = []
+        self.open: dict[int, int] = {}
+        self.next_number = 0
+
+    def add(self) -> None:
+        number = self.next_number % 1000
+        self.next_number += 1
+        assert self.queue.add(numbered(number))
+        self.model.append(number)
+
+    def remove(self) -> None:
+        assert take(self.queue) == self.model.pop(0)
+
+    def open_read(self) -> int:
+        item = self.queue.remove(transaction=True)
+        assert number_of(item.data) == self.model.pop(0)
+        self.open[item.xid] = number_of(item.data)
+        return item.xid
+
+    def confirm(self, xid: int) -> None:
+        assert self.queue.confirm(xid)
+        del self.open[xid]
+
+    def abort(self, xid: int) -> None:
+        assert self.queue.unremove(xid)
+        self.model.insert(0, self.open.pop(xid))
+
+    def cycle(self, index: int) -> None:
+        self.add()
+        self.add()
+        self.remove()
+        xid = self.open_read()
+        if index % 4 == 0:
+            self.abort(xid)
+        else:
+            self.confirm(xid)
+
+    def restart(self) -> None:
+        self.queue = self.harness.restart(self.queue, **self.OPTIONS)
+        # Reads left open come back to the head, lowest xid first.
+        self.model[:0] = [self.open[xid] for xid in sorted(self.open)]
+        self.open.clear()
+        assert (self.queue.items, self.queue.open_transactions) == (len(self.model), 0)
+
+    def journal_footprint(self) -> tuple[int, int]:
+        names = journal_file_names(self.harness.directory, "test")
+        return len(names), sum(os.path.getsize(os.path.join(self.harness.directory, name)) for name in names)
+
+
+@pytest.mark.xfail(strict=True, reason=CURSOR_BUG)
+def test_packing_keeps_a_queue_that_is_always_read_behind(harness):
+    scenario = PackingScenario(harness)
+    for _ in range(20):
+        scenario.add()
+    assert scenario.queue.reading_behind
+
+    for phase in range(6):
+        for index in range(40):
+            scenario.cycle(index)
+        # Two reads stay open over the restart.
+        scenario.open_read()
+        scenario.open_read()
+        assert scenario.queue.reading_behind
+        scenario.restart()
+
+    written = 6 * 40 * (2 * 149 + 1 + 5 + 5) + 20 * 149
+    file_count, total_bytes = scenario.journal_footprint()
+    assert file_count <= 8
+    assert total_bytes < written / 4
+    assert [number_of(data) for data in drain(scenario.queue)] == scenario.model
