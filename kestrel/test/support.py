@@ -198,6 +198,27 @@ class RecordingRunner:
             self.run_next()
 
 
+class ThreadLikeRunner:
+    """
+    A writer runner that behaves like an idle writer thread: it runs each batch at once,
+    but the reactor only hears of the result later, when `deliver` is called.
+    """
+
+    def __init__(self):
+        self.pending: list[tuple[Deferred, object]] = []
+
+    def __call__(self, function, *args) -> Deferred:
+        value = function(*args)
+        result = Deferred()
+        self.pending.append((result, value))
+        return result
+
+    def deliver(self) -> None:
+        while self.pending:
+            result, value = self.pending.pop(0)
+            result.callback(value)
+
+
 def operation_names(operations) -> list[str]:
     return [function.__name__ for function, _, _ in operations]
 
@@ -230,3 +251,45 @@ def captured_logs():
     globalLogPublisher.addObserver(observer)
     yield observer
     globalLogPublisher.removeObserver(observer)
+
+
+# Servers (a real collection and KestrelServer on the harness's clock and writer)
+
+
+class ServerHarness:
+    """
+    A loaded QueueCollection and a KestrelServer over a QueueHarness's directory, clock
+    and writer (or the writer given). The shutdown hook only counts its calls.
+    """
+
+    def __init__(self, harness: QueueHarness, config: ServerConfig | None = None, writer: JournalWriter | None = None, **server_options):
+        from kestrel.server import KestrelServer
+
+        if config is None:
+            server_options.setdefault("queue_path", harness.directory)
+            config = ServerConfig(**server_options)
+        self.harness = harness
+        self.clock = harness.clock
+        self.writer = writer or harness.writer
+        self.collection = QueueCollection(config, self.writer, self.clock)
+        self.collection.load()
+        self.shutdowns = 0
+        self.server = KestrelServer(config, self.collection, self.clock, shutdown=self._shut_down)
+        self.stats = self.server.stats
+
+    def _shut_down(self) -> None:
+        self.shutdowns += 1
+
+    def settle(self) -> None:
+        self.writer.flush()
+
+    def queue_stat(self, name: str, key: str) -> int:
+        return dict(self.collection.queue(name, create=False).stats())[key]
+
+    def add(self, name: str, *items: bytes) -> None:
+        for data in items:
+            assert self.collection.add(name, data)
+
+    def contents(self, name: str) -> list[bytes]:
+        """Drain a queue with plain reads; returns what it held, head first."""
+        return drain(self.collection.queue(name))
