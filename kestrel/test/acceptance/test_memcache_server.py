@@ -339,3 +339,30 @@ def test_bad_config_stops_the_start_with_one_line(tmp_path, config_text, message
     assert result.returncode != 0
     assert message in result.stderr + result.stdout
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_shutdown_command_drains_the_journal_and_exits(kestrel):
+    client = kestrel.client()
+    for n in range(100):
+        client.set("drained", b"%d" % n)
+    waiting = kestrel.client()
+    waiting.send(b"get never_filled/t=60000\r\n")
+    client.send(b"shutdown\r\n")
+    assert client.closed_by_server()
+    assert waiting.read_value("never_filled/t=60000") is None
+    assert kestrel.process.wait(30) == 0
+    kestrel.start()
+    client = kestrel.client()
+    assert [client.get("drained") for _ in range(100)] == [b"%d" % n for n in range(100)]
+
+
+def test_oversized_requests_are_refused_without_harming_others(make_server):
+    kestrel = make_server(server='max_value_size = "1KB"\nmax_line_length = 100')
+    bystander = kestrel.client()
+    bystander.set("calm", b"still here")
+    for request in (b"set big 0 0 2048\r\n", b"get " + b"x" * 200 + b"\r\n"):
+        offender = kestrel.client()
+        offender.send(request)
+        assert offender.line().startswith(b"CLIENT_ERROR")
+        assert offender.closed_by_server()
+    assert bystander.get("calm") == b"still here"
