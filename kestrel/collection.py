@@ -186,10 +186,15 @@ class QueueCollection(Service):
         queue = self._queues.get(name)
         return queue is not None and queue.unremove(xid)
 
+    def abort(self, name: str, xids: list[int]) -> int:
+        """Abort several open reads at once; see `PersistentQueue.abort`."""
+        queue = self._queues.get(name)
+        return 0 if queue is None else queue.abort(xids)
+
     # Administration
 
     def flush(self, name: str) -> None:
-        queue = self._queues.get(name)
+        queue = None if self.is_alias(name) else self._queues.get(name)
         if queue is not None:
             queue.flush()
 
@@ -206,6 +211,8 @@ class QueueCollection(Service):
 
     def delete(self, name: str) -> bool:
         """Close a queue, erase its journal and forget it. False if there was no such queue."""
+        if self.is_alias(name):
+            return False
         queue = self._queues.pop(name, None)
         if queue is None:
             return False

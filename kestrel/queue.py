@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from kestrel.config import QueueConfig
 from kestrel.journal import records
-from kestrel.journal.journal import Journal
+from kestrel.journal.journal import Journal, MemoryOnlyJournal
 from kestrel.journal.writer import JournalWriter
 from kestrel.waiters import DeadlineWaitQueue
 
@@ -69,7 +69,8 @@ class PersistentQueue:
         self.name = name
         self.config = config
         self._clock = clock
-        self.journal = Journal(directory, name, writer, clock, config.sync_journal)
+        journal_class = Journal if config.keep_journal else MemoryOnlyJournal
+        self.journal = journal_class(directory, name, writer, clock, config.sync_journal)
         self.waiters = DeadlineWaitQueue(clock)
         self.closed = False
         # Called with each item an expiry sweep removes, when the config names a queue for them.
@@ -85,6 +86,7 @@ class PersistentQueue:
         self._next_seq = 1
         self._xid = 0
         self._refilling = False
+        self._replaying = False
         self._reader_generation = 0
         self._checkpoint: Checkpoint | None = None
         self._rewrites_allowed_at = 0.0
@@ -157,10 +159,13 @@ class PersistentQueue:
         if not self.config.keep_journal:
             self.journal.erase_files_on_disk()
             return
-        for record, serial, offset in self.journal.replay():
-            self._replay_record(record, serial, offset)
-        for xid in sorted(self._open, reverse=True):
-            self.unremove(xid)
+        self._replaying = True
+        try:
+            for record, serial, offset in self.journal.replay():
+                self._replay_record(record, serial, offset)
+        finally:
+            self._replaying = False
+        self.abort(sorted(self._open))
         self.canceled_transactions = 0
 
     def _replay_record(self, record: records.Record, serial: int, offset: int) -> None:
@@ -188,10 +193,10 @@ class PersistentQueue:
         elif op == records.CONTINUE:
             self._open.pop(record.xid, None)
             self._store(Item(record.data, record.add_time, record.expiry, self._next_seq))
+        self._fill_from_disk()
 
     def _replay_take_head(self) -> Item | None:
-        if not self._memory and self._disk_items:
-            self._load_from_disk(*self.journal.read_items_now(self._refill_need(), self._disk_items))
+        self._fill_from_disk()
         return self._take_head() if self._memory else None
 
     # Adding
@@ -258,6 +263,7 @@ class PersistentQueue:
         else:
             self.journal.append(records.REMOVE_BYTES)
         self._check_journal()
+        self._fill_from_disk()
         return item
 
     def peek(self) -> Item | None:
@@ -321,8 +327,6 @@ class PersistentQueue:
         self.bytes -= size
         self.memory_bytes -= size
         self._last_removed_add_time = item.add_time
-        if self.reading_behind:
-            self._fill_from_disk()
         return item
 
     # Transactions
@@ -337,12 +341,23 @@ class PersistentQueue:
 
     def unremove(self, xid: int) -> bool:
         """Abort an open read: the item goes back to the head of the queue."""
-        if not self._put_back(xid):
-            return False
-        self.journal.append(records.encode_unremove(xid))
-        self.canceled_transactions += 1
-        self.waiters.trigger()
-        return True
+        return self.abort((xid,)) == 1
+
+    def abort(self, xids: Sequence[int]) -> int:
+        """
+        Abort open reads: their items go back to the head of the queue, the first of `xids`
+        first. Waiters are woken only once all are back, so the first waiter gets the first
+        item. Returns how many were open.
+        """
+        returned = 0
+        for xid in reversed(xids):
+            if self._put_back(xid):
+                self.journal.append(records.encode_unremove(xid))
+                self.canceled_transactions += 1
+                returned += 1
+        for _ in range(min(returned, len(self.waiters))):
+            self.waiters.trigger()
+        return returned
 
     def continue_transaction(self, xid: int, data: bytes, expiry: int = 0) -> bool:
         """Confirm an open read and add a new item in one journal record."""
@@ -406,6 +421,7 @@ class PersistentQueue:
             count += 1
             if self.expired_sink is not None:
                 self.expired_sink(item)
+        self._fill_from_disk()
         return count
 
     @staticmethod
@@ -514,6 +530,10 @@ class PersistentQueue:
         """Ask the writer thread for the next items from disk while memory has room for them."""
         if self._refilling or not self._disk_items or self.memory_bytes >= self.config.max_memory_size:
             return
+        if self._replaying:
+            # Replay owns the cursor and reads it on this thread, in journal order.
+            self._load_from_disk(*self.journal.read_items_now(self._refill_need(), self._disk_items))
+            return
         self._refilling = True
         generation = self._reader_generation
         reading = self.journal.read_items(self._refill_need(), self._disk_items)
@@ -535,6 +555,9 @@ class PersistentQueue:
             self.waiters.evict_all()
 
     def _load_from_disk(self, found: list[tuple[bytes, int, int]], serial: int) -> int:
+        if not found:
+            self._lose_disk_items()
+            return 0
         for data, add_time, expiry in found:
             self._memory.append(Item(data, add_time, expiry, self._next_disk_seq))
             self._next_disk_seq += 1
@@ -545,6 +568,18 @@ class PersistentQueue:
         if not self._disk_items:
             self._leave_read_behind()
         return len(found)
+
+    def _lose_disk_items(self) -> None:
+        """The journal ended before the items counted on disk: say so, and stop counting them."""
+        lost = self._disk_items
+        self.log.error(
+            "DATA MAY HAVE BEEN LOST: the journal of {queue} ended with {lost} items still to read",
+            queue=self.name, lost=lost,
+        )
+        self.items -= lost
+        self.bytes = self.memory_bytes
+        self._disk_items = 0
+        self._leave_read_behind()
 
     def _leave_read_behind(self) -> None:
         if self.reading_behind:

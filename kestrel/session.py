@@ -14,7 +14,7 @@ from typing import Callable
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
-from kestrel.queue import Item
+from kestrel.queue import Item, PersistentQueue
 from kestrel.server import KestrelServer
 
 
@@ -44,6 +44,16 @@ class ReadStillOpen(SessionError):
 FetchResult = Item | None | Deferred
 
 
+class OpenReads(deque):
+    """The xids of one queue's open reads on a connection, oldest first, and that queue."""
+
+    __slots__ = ("queue",)
+
+    def __init__(self, queue: PersistentQueue | None):
+        super().__init__()
+        self.queue = queue
+
+
 class Session:
     log = Logger()
 
@@ -51,7 +61,7 @@ class Session:
         self.server = server
         self.collection = server.collection
         self.stats = server.stats
-        self._open_reads: dict[str, deque[int]] = {}
+        self._open_reads: dict[str, OpenReads] = {}
         self._pending: set[Deferred] = set()
         self.finished = False
         self.stats.curr_connections += 1
@@ -94,7 +104,7 @@ class Session:
         connection until it is confirmed or aborted.
         """
         self.check_readable("peek" if peek else "get")
-        reads = self._open_reads.get(name)
+        reads = self._reads(name)
         if reads:
             if not transaction and not peek:
                 raise ReadStillOpen(name)
@@ -127,14 +137,26 @@ class Session:
                 # The connection went away while the item was on its way: put it back.
                 self.collection.unremove(name, item.xid)
                 return None
-            self._open_reads.setdefault(name, deque()).append(item.xid)
+            reads = self._reads(name)
+            if reads is None:
+                reads = self._open_reads[name] = OpenReads(self.collection.queue(name, create=False))
+            reads.append(item.xid)
         if peek:
             return item
         durable = self.collection.durability(name, fanout=False)
         return item if durable is None else durable.addCallback(lambda _: item)
 
-    def open_reads(self, name: str) -> int:
+    def _reads(self, name: str) -> OpenReads | None:
         reads = self._open_reads.get(name)
+        if reads is not None and reads.queue is not self.collection.queue(name, create=False):
+            # The queue was deleted: its open reads went with it, and a new queue of that
+            # name hands out the same xids to other connections.
+            del self._open_reads[name]
+            return None
+        return reads
+
+    def open_reads(self, name: str) -> int:
+        reads = self._reads(name)
         return len(reads) if reads else 0
 
     def monitor(self, name: str, timeout: float, max_items: int | None, deliver: Callable[[Item], None]) -> Deferred:
@@ -185,16 +207,16 @@ class Session:
     # Closing reads
 
     def confirm_oldest(self, name: str) -> bool:
-        reads = self._open_reads.get(name)
+        reads = self._reads(name)
         return bool(reads) and self.collection.confirm(name, reads.popleft())
 
     def abort_oldest(self, name: str) -> bool:
-        reads = self._open_reads.get(name)
+        reads = self._reads(name)
         return bool(reads) and self.collection.unremove(name, reads.popleft())
 
     def confirm(self, name: str, count: int) -> bool:
         """Confirm the `count` oldest open reads on a queue: all of them, or none if fewer are open."""
-        reads = self._open_reads.get(name)
+        reads = self._reads(name)
         if count <= 0 or not reads or count > len(reads):
             return False
         for _ in range(count):
@@ -202,8 +224,7 @@ class Session:
         return True
 
     def confirm_all(self, name: str) -> int:
-        reads = self._open_reads.get(name)
-        count = len(reads) if reads else 0
+        count = self.open_reads(name)
         if count:
             self.confirm(name, count)
         return count
@@ -216,8 +237,8 @@ class Session:
         self.stats.curr_connections -= 1
         for pending in list(self._pending):
             pending.cancel()
-        for name, reads in self._open_reads.items():
-            # Newest first, so the oldest item ends up at the head again.
-            for xid in reversed(reads):
-                self.collection.unremove(name, xid)
+        for name in list(self._open_reads):
+            reads = self._reads(name)
+            if reads:
+                self.collection.abort(name, list(reads))
         self._open_reads.clear()

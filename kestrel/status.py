@@ -102,17 +102,15 @@ class ServerStatus:
         return self.change(status)
 
     def change(self, status: Status) -> Status:
-        if status.strictness > self.current.strictness:
-            if self._pending is not None:
-                return self.current
-            self._report(status)
-            if self._grace_period > 0:
-                self._pending = self._clock.callLater(self._grace_period, self._enforce_pending)
-            else:
-                self.enforced = status
+        if self._pending is not None and status.strictness >= self.current.strictness:
+            # Only loosening may interrupt a grace period; repeating the change must not end it.
+            return self.current
+        stricter = status.strictness > self.current.strictness
+        self._report(status)
+        if stricter and self._grace_period > 0:
+            self._pending = self._clock.callLater(self._grace_period, self._enforce_pending)
         else:
             self._cancel_pending()
-            self._report(status)
             self.enforced = status
         return self.current
 
@@ -132,15 +130,19 @@ class ServerStatus:
             self._pending = None
 
     def _report(self, status: Status) -> None:
+        # Saved first: a status that cannot be saved (OSError) leaves everything as it was.
+        if self.path is not None:
+            self._save(status)
         if status is not self.current:
             self.log.info("server status changes from {old} to {new}", old=self.current.display, new=status.display)
         self.current = status
-        if self.path is not None:
-            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-            temp = self.path + ".tmp"
-            with open(temp, "w") as out:
-                out.write(status.display + "\n")
-            os.replace(temp, self.path)
+
+    def _save(self, status: Status) -> None:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        temp = self.path + ".tmp"
+        with open(temp, "w") as out:
+            out.write(status.display + "\n")
+        os.replace(temp, self.path)
 
     def _restore(self, default: Status) -> Status:
         if self.path is None:

@@ -130,15 +130,15 @@ class JournalFiles:
 class ReadBehindCursor:
     """
     Reads the items of a queue forward through its journal files, for a queue that holds
-    only the head of its contents in memory. It follows a file through rotation (it keeps
-    the descriptor) and moves on to the next file when it reaches the end of one that is
-    no longer current.
+    only the head of its contents in memory. It knows its file by serial and finds the
+    file's name in the layout it is given when it runs, because a rotation may have renamed
+    the file since the cursor was placed; once open, it keeps the descriptor. It moves on to
+    the next file when it reaches the end of one that is no longer current.
     """
 
-    def __init__(self, directory: str, serial: int, filename: str, offset: int):
+    def __init__(self, directory: str, serial: int, offset: int):
         self._directory = directory
         self.serial = serial
-        self._filename = filename
         self._offset = offset
         self._fd: int | None = None
         self._buffer = b""
@@ -154,7 +154,8 @@ class ReadBehindCursor:
         """
         found: list[tuple[bytes, int, int]] = []
         total = 0
-        while len(found) < max_items and total < need_bytes:
+        # At least one item, even when memory is already at its limit: the caller needs the head.
+        while len(found) < max_items and (not found or total < need_bytes):
             record = self._next_record(segments)
             if record is None:
                 break
@@ -176,7 +177,8 @@ class ReadBehindCursor:
             except records.IncompleteRecord:
                 pass
             if self._fd is None:
-                self._fd = os.open(os.path.join(self._directory, self._filename), os.O_RDONLY)
+                filename = dict(segments)[self.serial]
+                self._fd = os.open(os.path.join(self._directory, filename), os.O_RDONLY)
                 os.lseek(self._fd, self._offset, os.SEEK_SET)
             chunk = os.read(self._fd, READ_CHUNK)
             if chunk:
@@ -192,7 +194,7 @@ class ReadBehindCursor:
         if index + 1 == len(serials):
             return False
         self.close()
-        self.serial, self._filename = segments[index + 1]
+        self.serial = segments[index + 1][0]
         self._offset = 0
         self._buffer = b""
         self._position = 0

@@ -181,9 +181,7 @@ class Journal:
     def start_reader(self, serial: int | None = None, offset: int | None = None) -> None:
         """Place the read-behind cursor at a record, by default at the end of the journal."""
         segment = self._segments[-1] if serial is None else self._segment(serial)
-        self._cursor = ReadBehindCursor(
-            self._directory, segment.serial, segment.filename, segment.size if offset is None else offset
-        )
+        self._cursor = ReadBehindCursor(self._directory, segment.serial, segment.size if offset is None else offset)
 
     def stop_reader(self) -> None:
         if self._cursor is not None:
@@ -252,3 +250,13 @@ class Journal:
 
     def _now_ms(self) -> int:
         return int(self._clock.seconds() * 1000)
+
+
+class MemoryOnlyJournal(Journal):
+    """The journal of a queue with `keep_journal = false`: it records nothing."""
+
+    def append(self, record: bytes) -> None:
+        pass
+
+    def durable(self) -> None:
+        return None

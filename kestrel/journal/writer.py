@@ -32,13 +32,13 @@ class Runner(Protocol):
     def __call__(self, function: Callable[..., Any], *args: Any) -> Deferred: ...
 
 
-def run_batch(batch: list[tuple[BatchSource, list[Operation]]]) -> list[tuple[Deferred | None, Any, BatchSource]]:
+def run_batch(work: list[tuple[BatchSource, list[Operation]]]) -> list[tuple[Deferred | None, Any, BatchSource]]:
     """
     Run on the writer thread. A failing operation stops the rest of its own journal's
     operations (a later write must not land after a hole) but not other journals'.
     """
     outcomes = []
-    for source, operations in batch:
+    for source, operations in work:
         for function, args, result in operations:
             try:
                 outcomes.append((result, function(*args), source))
@@ -46,6 +46,24 @@ def run_batch(batch: list[tuple[BatchSource, list[Operation]]]) -> list[tuple[De
                 outcomes.append((result, Failure(), source))
                 break
     return outcomes
+
+
+class Batch:
+    """The operations sent to the thread together, and who waits for them."""
+
+    __slots__ = ("work", "waiters")
+
+    def __init__(self):
+        self.work: list[tuple[BatchSource, list[Operation]]] = []
+        self.waiters: list[tuple[BatchSource | None, Deferred]] = []
+
+    def lost(self, failure: Failure) -> list[tuple[Deferred | None, Any, BatchSource]]:
+        """Outcomes for a batch that never ran: every journal in it failed."""
+        outcomes = []
+        for source, operations in self.work:
+            outcomes.append((None, failure, source))
+            outcomes.extend((result, failure, source) for _, _, result in operations if result is not None)
+        return outcomes
 
 
 class JournalWriter(Service):
@@ -58,8 +76,8 @@ class JournalWriter(Service):
         self._runner = runner
         self._pool = None
         self._dirty: dict[BatchSource, None] = {}
-        self._pending_done: list[tuple[BatchSource, Deferred]] = []
-        self._in_flight_done: list[tuple[BatchSource, Deferred]] | None = None
+        self._next = Batch()
+        self._in_flight: Batch | None = None
         self._flush_call = None
 
     def startService(self) -> None:
@@ -90,26 +108,26 @@ class JournalWriter(Service):
         """`source` has operations queued: send them at the end of this reactor turn."""
         if source not in self._dirty:
             self._dirty[source] = None
-            if self._flush_call is None and self._in_flight_done is None:
+            if self._flush_call is None and self._in_flight is None:
                 self._flush_call = self._clock.callLater(0, self.flush)
 
     def when_done(self, source: BatchSource) -> Deferred:
         """A Deferred that fires once every operation `source` has queued so far has run."""
         done = Deferred()
         if source in self._dirty:
-            self._pending_done.append((source, done))
-        elif self._in_flight_done is not None:
-            self._in_flight_done.append((source, done))
+            self._next.waiters.append((source, done))
+        elif self._in_flight is not None:
+            self._in_flight.waiters.append((source, done))
         else:
             done.callback(None)
         return done
 
     def drain(self) -> Deferred:
         """Fires once everything queued so far, by any journal, has run."""
-        if not self._dirty and self._in_flight_done is None:
+        if not self._dirty and self._in_flight is None:
             return succeed(None)
         done = Deferred()
-        (self._pending_done if self._dirty else self._in_flight_done).append((None, done))
+        (self._next if self._dirty else self._in_flight).waiters.append((None, done))
         self.flush()
         return done
 
@@ -119,29 +137,32 @@ class JournalWriter(Service):
             if self._flush_call.active():
                 self._flush_call.cancel()
             self._flush_call = None
-        if self._in_flight_done is not None or not self._dirty:
+        if self._in_flight is not None or not self._dirty:
             return
         if self._runner is None:
             raise RuntimeError("the journal writer is not running")
-        batch = [(source, source.take_operations()) for source in self._dirty]
+        batch, self._next = self._next, Batch()
+        batch.work = [(source, source.take_operations()) for source in self._dirty]
         self._dirty = {}
-        self._in_flight_done, self._pending_done = self._pending_done, []
-        self._runner(run_batch, batch).addBoth(self._batch_done)
+        self._in_flight = batch
+        self._runner(run_batch, batch.work).addBoth(self._batch_done)
 
     def _batch_done(self, outcomes) -> None:
-        done, self._in_flight_done = self._in_flight_done, None
-        failed: set[BatchSource] = set()
+        batch, self._in_flight = self._in_flight, None
         if isinstance(outcomes, Failure):
-            self.log.failure("journal batch crashed", outcomes)
-            failed = {source for source, _ in done if source is not None}
-            outcomes = []
+            self.log.failure("journal batch lost", outcomes)
+            outcomes = batch.lost(outcomes)
+        failed: set[BatchSource] = set()
         for result, value, source in outcomes:
             if isinstance(value, Failure):
-                failed.add(source)
-                source.write_failed(value)
-            if result is not None:
-                result.callback(value) if not isinstance(value, Failure) else result.errback(value)
-        for source, waiter in done:
+                if source not in failed:
+                    failed.add(source)
+                    source.write_failed(value)
+                if result is not None:
+                    result.errback(value)
+            elif result is not None:
+                result.callback(value)
+        for source, waiter in batch.waiters:
             if source in failed:
                 waiter.errback(Failure(OSError(f"journal write failed for {source}")))
             else:

@@ -133,10 +133,19 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
     # Connection
 
     def connectionMade(self) -> None:
+        limit = self.server.config.max_connections
+        if limit is not None and self.stats.curr_connections >= limit:
+            self.log.warn("refusing a connection: {limit} connections are open", limit=limit)
+            self._closing = True
+            self.transport.write(b"SERVER_ERROR too many connections\r\n")
+            self.transport.loseConnection()
+            return
         self.session = Session(self.server)
         self.setTimeout(self.server.config.client_timeout)
 
     def connectionLost(self, reason=None) -> None:
+        # Requests still buffered behind a waiting one must not run for a client that left.
+        self._closing = True
         self.setTimeout(None)
         if self.session is not None:
             self.session.finish()
@@ -178,16 +187,17 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
                     continue
                 end = buffer.find(b"\n", self._position)
                 if end < 0:
-                    if len(buffer) - self._position > self._max_line:
-                        self._refuse(ClientError(f"request line longer than {self._max_line} bytes", close=True))
-                    break
-                if end - self._position > self._max_line:
-                    self._refuse(ClientError(f"request line longer than {self._max_line} bytes", close=True))
+                    # The limit is on the line itself; its "\r" may still be in this part.
+                    if len(buffer) - self._position > self._max_line + 1:
+                        self._refuse_long_line()
                     break
                 line = bytes(buffer[self._position:end])
                 self._position = end + 1
                 if line.endswith(b"\r"):
                     line = line[:-1]
+                if len(line) > self._max_line:
+                    self._refuse_long_line()
+                    break
                 self._request(line)
         finally:
             del buffer[:self._position]
@@ -214,6 +224,9 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
         if self._output is None:
             self.transport.loseConnection()
 
+    def _refuse_long_line(self) -> None:
+        self._refuse(ClientError(f"request line longer than {self._max_line} bytes", close=True))
+
     def _refuse(self, error: ClientError) -> None:
         self._reply(b"CLIENT_ERROR %s\r\n" % str(error).encode("latin-1", "replace"))
         if error.close:
@@ -239,11 +252,15 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
 
     def _resume(self) -> None:
         self._waiting = False
+        if self._closing:
+            return
         self.setTimeout(self.server.config.client_timeout)
         if self._paused:
             self._paused = False
             self.transport.resumeProducing()
-        if not self._closing:
+        # An answer that was ready at once (a monitor that found all its items) arrives
+        # inside the parse pass that asked for it, which simply goes on.
+        if self._output is None:
             self._process()
 
     # Requests
@@ -251,14 +268,15 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
     def _request(self, line: bytes) -> None:
         tokens = line.split(b" ")
         command = tokens[0].lower()
+        if command in STORAGE_COMMANDS:
+            self._answer(self._storage_header, tokens)
+        else:
+            self._answer(self._commands.get(command, self._unknown), tokens)
+
+    def _answer(self, handler: Callable[..., None], *args) -> None:
+        """Run a request's handler, turning each kind of refusal into its reply."""
         try:
-            if command in STORAGE_COMMANDS:
-                self._storage_header(tokens)
-                return
-            handler = self._commands.get(command)
-            if handler is None:
-                raise ClientError(f"unknown command: {command.decode('latin-1')!r}", close=True)
-            handler(tokens)
+            handler(*args)
         except ClientError as error:
             self._refuse(error)
         except InvalidQueueName as error:
@@ -269,6 +287,12 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
             self.log.debug("refused read: {error}", error=error)
             self._reply(b"ERROR\r\n")
             self._close()
+        except Exception:
+            self.log.failure("request {handler} failed", handler=handler.__name__)
+            self._server_error("internal error")
+
+    def _unknown(self, tokens: list[bytes]) -> None:
+        raise ClientError(f"unknown command: {tokens[0].decode('latin-1')!r}", close=True)
 
     def _server_error(self, reason: str) -> None:
         self._reply(b"SERVER_ERROR %s\r\n" % reason.encode("latin-1", "replace"))
@@ -285,16 +309,10 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
         self._storage = (tokens, length)
 
     def _storage_command(self, tokens: list[bytes], data: bytes) -> None:
-        try:
-            if tokens[0].lower() != b"set":
-                raise ClientError(f"unsupported command: {tokens[0].decode('latin-1')!r}", close=True)
-            self._set(tokens, data)
-        except ClientError as error:
-            self._refuse(error)
-        except InvalidQueueName as error:
-            self._refuse(ClientError(str(error), close=True))
-        except Unavailable as error:
-            self._server_error(str(error))
+        self._answer(self._set if tokens[0].lower() == b"set" else self._unsupported, tokens, data)
+
+    def _unsupported(self, tokens: list[bytes], data: bytes) -> None:
+        raise ClientError(f"unsupported command: {tokens[0].decode('latin-1')!r}", close=True)
 
     def _set(self, tokens: list[bytes], data: bytes) -> None:
         name = tokens[1].decode("latin-1")
@@ -438,6 +456,9 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
             self._close()
         except StatusError as error:
             raise ClientError(str(error), close=True) from None
+        except OSError as error:
+            self.log.error("cannot save the server status: {error}", error=error)
+            self._reply(b"SERVER_ERROR cannot save the server status\r\n")
 
 
 class MemcacheFactory(Factory):

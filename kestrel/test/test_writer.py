@@ -1,0 +1,302 @@
+"""The journal writer (spec 3.8, 6.9; DESIGN data flow 4-5): batches per reactor turn, group commit, fsync policy."""
+
+import os
+
+import pytest
+from twisted.internet.task import Clock
+
+from kestrel.journal import records
+from kestrel.journal.journal import Journal
+from kestrel.journal.writer import JournalWriter
+from kestrel.test.support import RecordingRunner, fired, operation_names, pending_calls
+
+ADD_TIME = 1_700_000_000_000
+
+
+def addx(data: bytes) -> bytes:
+    return records.encode_addx(data, ADD_TIME, 0)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    return clock
+
+
+@pytest.fixture
+def runner() -> RecordingRunner:
+    return RecordingRunner()
+
+
+@pytest.fixture
+def writer(clock, runner) -> JournalWriter:
+    writer = JournalWriter(clock, runner=runner)
+    writer.startService()
+    return writer
+
+
+@pytest.fixture
+def make_journal(tmp_path, writer, clock):
+    def make(name: str = "q", sync_journal=None) -> Journal:
+        return Journal(str(tmp_path), name, writer, clock, sync_journal)
+
+    return make
+
+
+def file_bytes(tmp_path, name: str = "q") -> bytes:
+    return (tmp_path / name).read_bytes()
+
+
+def spy_on_fsync(journal: Journal, log: list) -> None:
+    fsync = journal._files.fsync
+
+    def spy():
+        log.append("fsync")
+        fsync()
+
+    spy.__name__ = "fsync"
+    journal._files.fsync = spy
+
+
+def test_appends_wait_for_the_end_of_the_reactor_turn(clock, runner, make_journal):
+    journal = make_journal()
+    journal.append(addx(b"one"))
+    assert runner.calls == []
+    clock.advance(0)
+    assert len(runner.calls) == 1
+
+
+def test_many_appends_in_one_turn_become_one_write(tmp_path, clock, runner, make_journal):
+    journal = make_journal()
+    expected = b""
+    for i in range(100):
+        record = addx(b"item %d" % i)
+        journal.append(record)
+        expected += record
+    clock.advance(0)
+
+    [batch] = runner.batches()
+    [(source, operations)] = batch
+    assert source is journal
+    assert operation_names(operations) == ["write"]
+    runner.run_all()
+    assert file_bytes(tmp_path) == expected
+    assert journal.size == len(expected)
+
+
+def test_journals_written_in_one_turn_share_one_batch(tmp_path, clock, runner, make_journal):
+    first, second = make_journal("a"), make_journal("b")
+    first.append(addx(b"1"))
+    second.append(addx(b"2"))
+    first.append(addx(b"3"))
+    clock.advance(0)
+
+    [batch] = runner.batches()
+    assert [(source, operation_names(operations)) for source, operations in batch] == [
+        (first, ["write"]),
+        (second, ["write"]),
+    ]
+    runner.run_all()
+    assert file_bytes(tmp_path, "a") == addx(b"1") + addx(b"3")
+    assert file_bytes(tmp_path, "b") == addx(b"2")
+
+
+def test_operations_keep_their_order_around_a_rotation(tmp_path, clock, runner, make_journal):
+    journal = make_journal()
+    journal.append(addx(b"old"))
+    journal.rotate()
+    journal.append(addx(b"new"))
+    clock.advance(0)
+
+    [[(_, operations)]] = runner.batches()
+    assert operation_names(operations) == ["write", "rotate", "write"]
+    runner.run_all()
+    [rotated_name, current] = journal.filenames()
+    assert rotated_name == "q.1700000000000"
+    assert current == "q"
+    assert file_bytes(tmp_path, rotated_name) == addx(b"old")
+    assert file_bytes(tmp_path) == addx(b"new")
+
+
+def test_writes_made_while_a_batch_runs_go_in_the_next_batch(tmp_path, clock, runner, make_journal):
+    journal = make_journal()
+    journal.append(addx(b"first"))
+    clock.advance(0)
+    assert len(runner.calls) == 1
+
+    journal.append(addx(b"second"))
+    journal.append(addx(b"third"))
+    clock.advance(0)
+    assert len(runner.calls) == 1, "a second batch started while the first was on the thread"
+
+    runner.run_next()
+    assert len(runner.calls) == 1
+    [[(_, operations)]] = runner.batches()
+    assert operation_names(operations) == ["write"]
+    runner.run_next()
+    assert file_bytes(tmp_path) == addx(b"first") + addx(b"second") + addx(b"third")
+
+
+def test_sync_journal_zero_fsyncs_each_batch_after_its_writes(clock, runner, make_journal):
+    journal = make_journal(sync_journal=0.0)
+    journal.append(addx(b"a"))
+    journal.append(addx(b"b"))
+    clock.advance(0)
+    [[(_, operations)]] = runner.batches()
+    assert operation_names(operations) == ["write", "fsync"]
+
+
+def test_durable_fires_only_after_the_batch_and_its_fsync_ran(clock, runner, make_journal):
+    journal = make_journal(sync_journal=0.0)
+    log: list[str] = []
+    spy_on_fsync(journal, log)
+    journal.append(addx(b"a"))
+    durable = journal.durable()
+    durable.addCallback(lambda _: log.append("durable"))
+
+    clock.advance(0)
+    assert log == []
+    runner.run_all()
+    assert log == ["fsync", "durable"]
+
+
+def test_durable_waits_for_the_batch_that_holds_the_record(clock, runner, make_journal):
+    journal = make_journal(sync_journal=0.0)
+    journal.append(addx(b"a"))
+    clock.advance(0)
+    journal.append(addx(b"b"))
+    durable_b = fired(journal.durable())
+
+    runner.run_next()
+    assert durable_b == [], "fired before the batch holding b ran"
+    runner.run_next()
+    assert durable_b == [None]
+
+
+def test_durable_with_nothing_pending_fires_at_once(make_journal):
+    journal = make_journal(sync_journal=0.0)
+    assert fired(journal.durable()) == [None]
+
+
+@pytest.mark.parametrize("sync_journal", [None, 0.1])
+def test_durable_is_only_for_sync_journal_zero(make_journal, sync_journal):
+    journal = make_journal(sync_journal=sync_journal)
+    journal.append(addx(b"a"))
+    assert journal.durable() is None
+
+
+def test_no_sync_journal_never_fsyncs(clock, runner, make_journal):
+    journal = make_journal(sync_journal=None)
+    journal.append(addx(b"a"))
+    clock.advance(0)
+    runner.run_all()
+    clock.advance(3600)
+    assert runner.calls == []
+    assert pending_calls(clock) == []
+
+
+def test_periodic_sync_fsyncs_once_per_period_while_there_are_unsynced_writes(clock, runner, make_journal):
+    journal = make_journal(sync_journal=0.1)
+    journal.append(addx(b"a"))
+    journal.append(addx(b"b"))
+    clock.advance(0)
+    runner.run_all()
+    assert [call.getTime() for call in pending_calls(clock)] == [pytest.approx(clock.seconds() + 0.1)]
+
+    journal.append(addx(b"c"))
+    clock.advance(0)
+    runner.run_all()
+    assert len(pending_calls(clock)) == 1, "a second fsync was scheduled in the same period"
+
+    clock.advance(0.1)
+    clock.advance(0)
+    [[(_, operations)]] = runner.batches()
+    assert operation_names(operations) == ["fsync"]
+    runner.run_all()
+
+    clock.advance(10)
+    assert runner.calls == [], "fsync scheduled without unsynced writes"
+    assert pending_calls(clock) == []
+
+
+def test_periodic_sync_starts_again_with_the_next_write(clock, runner, make_journal):
+    journal = make_journal(sync_journal=0.1)
+    journal.append(addx(b"a"))
+    clock.advance(0.1)
+    clock.advance(0)
+    runner.run_all()
+    assert pending_calls(clock) == []
+
+    journal.append(addx(b"b"))
+    assert len(pending_calls(clock)) == 2  # end of turn, and the next fsync
+    clock.advance(0.1)
+    clock.advance(0)
+    names = []
+    while runner.calls:
+        [[(_, operations)]] = runner.batches()[:1]
+        names.append(operation_names(operations))
+        runner.run_next()
+    assert names == [["write"], ["fsync"]]
+
+
+def test_closing_a_journal_cancels_its_periodic_sync(clock, runner, make_journal):
+    journal = make_journal(sync_journal=0.1)
+    journal.append(addx(b"a"))
+    journal.close()
+    clock.advance(0)
+    runner.run_all()
+    clock.advance(1)
+    assert runner.calls == []
+    assert pending_calls(clock) == []
+
+
+def test_stop_service_drains_every_queued_write(tmp_path, clock, runner, writer, make_journal):
+    journal = make_journal()
+    journal.append(addx(b"in flight"))
+    clock.advance(0)
+    journal.append(addx(b"queued"))
+
+    stopped = fired(writer.stopService())
+    assert stopped == []
+    runner.run_next()
+    assert stopped == []
+    runner.run_next()
+    assert stopped == [None]
+    assert file_bytes(tmp_path) == addx(b"in flight") + addx(b"queued")
+
+
+def test_stop_service_with_nothing_queued_stops_at_once(writer):
+    assert fired(writer.stopService()) == [None]
+
+
+def test_a_failed_write_stops_that_journal_only(tmp_path, clock, runner, make_journal):
+    broken, healthy = make_journal("broken", sync_journal=0.0), make_journal("healthy")
+
+    def fail(data):
+        raise OSError("disk full")
+
+    fail.__name__ = "write"
+    broken._files.write = fail
+    broken.append(addx(b"lost"))
+    broken.rotate()
+    healthy.append(addx(b"kept"))
+    durable = fired(broken.durable())
+    clock.advance(0)
+    runner.run_all()
+
+    assert durable[0].check(OSError)
+    assert broken.failure is not None
+    assert not os.path.exists(tmp_path / f"{broken.filenames()[0]}")
+    assert healthy.failure is None
+    assert file_bytes(tmp_path, "healthy") == addx(b"kept")
+
+
+def test_a_lost_batch_marks_every_journal_in_it_failed(clock, runner, make_journal):
+    journal = make_journal()
+    journal.append(addx(b"lost"))
+    clock.advance(0)
+    _, _, result = runner.calls.pop(0)
+    result.errback(RuntimeError("thread pool stopped"))
+
+    assert journal.failure is not None
