@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 
-import pytest
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import formatEvent
 
 from kestrel.collection import QueueCollection
 from kestrel.config import QueueConfig, ServerConfig
 from kestrel.journal import files, records
-from kestrel.journal.journal import Journal
 from kestrel.journal.writer import JournalWriter
 from kestrel.queue import PersistentQueue
 
@@ -235,22 +233,6 @@ class CapturedLogs:
 
     def messages(self) -> list[str]:
         return [formatEvent(event) for event in self.events]
-
-
-# Fixtures (import them into a test module to use them)
-
-
-@pytest.fixture
-def harness(tmp_path) -> QueueHarness:
-    return QueueHarness(str(tmp_path))
-
-
-@pytest.fixture
-def captured_logs():
-    observer = CapturedLogs()
-    globalLogPublisher.addObserver(observer)
-    yield observer
-    globalLogPublisher.removeObserver(observer)
 
 
 # Servers (a real collection and KestrelServer on the harness's clock and writer)

@@ -6,11 +6,9 @@ import pytest
 
 from kestrel.collection import InvalidQueueName, QueueCollection
 from kestrel.config import QueueConfig, ServerConfig
-from kestrel.test.support import (  # noqa: F401  (harness, captured_logs are fixtures)
-    captured_logs,
+from kestrel.test.support import (
     collection_on,
     drain,
-    harness,
     restart_collection,
 )
 

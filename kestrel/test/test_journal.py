@@ -7,12 +7,10 @@ import pytest
 
 from kestrel.journal import records
 from kestrel.journal.journal import Journal
-from kestrel.test.support import (  # noqa: F401  (harness, captured_logs are fixtures)
+from kestrel.test.support import (
     START,
-    captured_logs,
     drain,
     dump,
-    harness,
     journal_file_names,
 )
 

@@ -9,11 +9,10 @@ from kestrel import __version__
 from kestrel.config import QueueConfig, load_config
 from kestrel.journal.writer import JournalWriter
 from kestrel.protocols.memcache import MemcacheProtocol
-from kestrel.test.support import (  # noqa: F401  (harness is a fixture)
+from kestrel.test.support import (
     START,
     RecordingRunner,
     ServerHarness,
-    harness,
     pending_calls,
 )
 

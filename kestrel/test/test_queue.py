@@ -6,11 +6,10 @@ import pytest
 from twisted.internet.defer import CancelledError
 
 from kestrel.config import QueueConfig
-from kestrel.test.support import (  # noqa: F401  (harness is a fixture)
+from kestrel.test.support import (
     drain,
     dump,
     fired,
-    harness,
     journal_file_names,
     pending_calls,
     stat,

@@ -2,15 +2,13 @@
 
 import os
 
-import pytest
 
 from kestrel.config import QueueConfig
 from kestrel.journal.writer import JournalWriter
 from kestrel.queue import PersistentQueue
-from kestrel.test.support import (  # noqa: F401  (harness is a fixture)
+from kestrel.test.support import (
     ThreadLikeRunner,
     drain,
-    harness,
     journal_file_names,
     number_of,
     numbered,

@@ -5,7 +5,7 @@ from twisted.internet.defer import CancelledError, Deferred
 
 from kestrel.config import QueueConfig
 from kestrel.session import ReadStillOpen, Session, TooManyOpenReads, Unavailable
-from kestrel.test.support import ServerHarness, fired, harness, pending_calls  # noqa: F401  (harness is a fixture)
+from kestrel.test.support import ServerHarness, fired, pending_calls
 
 
 @pytest.fixture

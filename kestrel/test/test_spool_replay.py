@@ -10,12 +10,11 @@ import struct
 
 import pytest
 
-from kestrel.test.support import (  # noqa: F401  (harness is a fixture)
+from kestrel.test.support import (
     START,
     collection_on,
     drain,
     dump,
-    harness,
 )
 
 NOW_MS = int(START * 1000)

@@ -1,7 +1,6 @@
 """DeadlineWaitQueue (spec 6.9): blocked readers in FIFO order, each with an optional deadline."""
 
 import pytest
-from twisted.internet.task import Clock
 
 from kestrel.test.support import pending_calls
 from kestrel.waiters import DeadlineWaitQueue
@@ -18,13 +17,6 @@ class Calls:
 
     def timeout(self, name: str):
         return lambda: self.log.append(("timeout", name))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    clock = Clock()
-    clock.advance(1_700_000_000)
-    return clock
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import os
 
 import pytest
-from twisted.internet.task import Clock
 
 from kestrel.journal import records
 from kestrel.journal.journal import Journal
@@ -15,13 +14,6 @@ ADD_TIME = 1_700_000_000_000
 
 def addx(data: bytes) -> bytes:
     return records.encode_addx(data, ADD_TIME, 0)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    clock = Clock()
-    clock.advance(1_700_000_000)
-    return clock
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Spec 6.1: the memcache protocol against a real `twistd kestrel` process."""
 
 import os
-import random
 import signal
 import subprocess
 import threading
