@@ -8,8 +8,8 @@ def make_server(tmp_path):
     """Start a real server with extra `[server]` lines and queue tables; stopped after the test."""
     started = []
 
-    def make(server: str = "", queues: str = "") -> KestrelProcess:
-        process = KestrelProcess(tmp_path, write_config(tmp_path, server, queues)).start()
+    def make(server: str = "", queues: str = "", status_file: bool = True) -> KestrelProcess:
+        process = KestrelProcess(tmp_path, write_config(tmp_path, server, queues, status_file)).start()
         started.append(process)
         return process
 

@@ -24,24 +24,28 @@ START_TIMEOUT = 30.0
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 
 
-def write_config(directory: Path, server: str = "", queues: str = "") -> Path:
-    """A config for a test server: loopback listeners on free ports, spool in `directory`."""
-    config = directory / "kestrel.conf"
-    config.write_text(
-        f"""
-[server]
-queue_path = "spool"
-status_file = "kestrel.status"
-memcache_listen = "tcp:0:interface=127.0.0.1"
-text_listen = ""
-thrift_listen = ""
-admin_listen = ""
-max_open_transactions = 100
-{server}
+DEFAULT_SERVER_OPTIONS = {
+    "queue_path": '"spool"',
+    "status_file": '"kestrel.status"',
+    "memcache_listen": '"tcp:0:interface=127.0.0.1"',
+    "text_listen": '""',
+    "thrift_listen": '""',
+    "admin_listen": '""',
+    "max_open_transactions": "100",
+}
 
-{queues}
-"""
-    )
+
+def write_config(directory: Path, server: str = "", queues: str = "", status_file: bool = True) -> Path:
+    """
+    A config for a test server: loopback listeners on free ports, spool in `directory`.
+    `server` holds extra `[server]` lines, which replace the defaults of the same keys.
+    """
+    given = {line.split("=", 1)[0].strip() for line in server.splitlines() if "=" in line}
+    if not status_file:
+        given.add("status_file")
+    defaults = [f"{key} = {value}" for key, value in DEFAULT_SERVER_OPTIONS.items() if key not in given]
+    config = directory / "kestrel.conf"
+    config.write_text("[server]\n" + "\n".join(defaults) + "\n" + server + "\n\n" + queues + "\n")
     return config
 
 
