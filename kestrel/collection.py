@@ -155,6 +155,9 @@ class QueueCollection(Service):
         was just journaled for `name` (and, with `fanout`, its children or alias destinations)
         is on disk. None when there is nothing to wait for.
         """
+        if name not in self.config.aliases and not (fanout and name in self._children):
+            queue = self._queues.get(name)
+            return None if queue is None else queue.journal.durable()
         waits = [wait for wait in (queue.journal.durable() for queue in self._targets(name, fanout)) if wait is not None]
         if not waits:
             return None

@@ -78,19 +78,11 @@ class ServerStatus:
         self._grace_period = grace_period
         self._pending = None
         self.current = self._restore(Status.parse(default))
-        self.enforced = self.current
+        self._enforce(self.current)
 
     @property
     def configured(self) -> bool:
         return self.path is not None
-
-    @property
-    def readable(self) -> bool:
-        return self.enforced.readable
-
-    @property
-    def writable(self) -> bool:
-        return self.enforced.writable
 
     def set(self, name: str) -> Status:
         """Change the status by name; returns the status now reported."""
@@ -111,17 +103,24 @@ class ServerStatus:
             self._pending = self._clock.callLater(self._grace_period, self._enforce_pending)
         else:
             self._cancel_pending()
-            self.enforced = status
+            self._enforce(status)
         return self.current
 
     def shut_down(self) -> None:
         """Down is never persisted: the next start restores the status before shutdown."""
         self._cancel_pending()
-        self.current = self.enforced = Status.DOWN
+        self.current = Status.DOWN
+        self._enforce(Status.DOWN)
 
     def _enforce_pending(self) -> None:
         self._pending = None
-        self.enforced = self.current
+        self._enforce(self.current)
+
+    def _enforce(self, status: Status) -> None:
+        # Plain attributes, because every request reads them.
+        self.enforced = status
+        self.readable = status.readable
+        self.writable = status.writable
 
     def _cancel_pending(self) -> None:
         if self._pending is not None:

@@ -22,6 +22,7 @@ from kestrel.collection import InvalidQueueName
 from kestrel.config import ConfigError
 from kestrel.queue import Item
 from kestrel.server import KestrelServer
+from kestrel.protocols.sending import send_reply
 from kestrel.session import ReadStillOpen, Session, TooManyOpenReads, Unavailable
 from kestrel.status import StatusError, StatusNotConfigured
 
@@ -216,7 +217,7 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
 
     def _write(self, chunks) -> None:
         self.stats.bytes_written += sum(map(len, chunks))
-        self.transport.writeSequence(chunks)
+        send_reply(self.transport, chunks)
 
     def _close(self) -> None:
         """Close once the replies written so far are out; later requests are ignored."""
