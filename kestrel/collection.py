@@ -10,7 +10,7 @@ its destinations and whose reads find nothing.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
@@ -55,6 +55,8 @@ class QueueCollection(Service):
         self.queue_creates = 0
         self.queue_deletes = 0
         self.queue_expires = 0
+        # Called with (name, queue) after a queue is deleted, by those who hold its xids.
+        self.deletion_observers: list[Callable[[str, PersistentQueue], None]] = []
 
     # Service
 
@@ -227,6 +229,8 @@ class QueueCollection(Service):
                 del self._children[master]
         self.queue_deletes += 1
         self.log.info("deleted queue {queue}", queue=name)
+        for observer in list(self.deletion_observers):
+            observer(name, queue)
         return True
 
     def sweep(self) -> None:

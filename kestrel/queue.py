@@ -27,6 +27,13 @@ from kestrel.waiters import DeadlineWaitQueue
 MAX_XID = 2**31 - 1
 
 
+class QueueUnavailable(Exception):
+    """The queue cannot take items now: its journal cannot be written."""
+
+    def __str__(self) -> str:
+        return f"queue {self.args[0]} cannot be written: {self.args[1]}"
+
+
 class Item:
     """
     One queued item. Times are epoch milliseconds; an expiry of 0 means none. `seq` numbers
@@ -202,10 +209,15 @@ class PersistentQueue:
     # Adding
 
     def add(self, data: bytes, expiry: int = 0, add_time: int | None = None) -> bool:
-        """Add an item (expiry in epoch ms, 0 = none). False if the queue refuses it."""
+        """
+        Add an item (expiry in epoch ms, 0 = none). False if the queue refuses it (full, item
+        too large, closed); QueueUnavailable while its journal cannot be written.
+        """
         config = self.config
-        if self.closed or len(data) > config.max_item_size or self.journal.failure is not None:
+        if self.closed or len(data) > config.max_item_size:
             return False
+        if self.journal.failure is not None:
+            raise QueueUnavailable(self.name, self.journal.failure.getErrorMessage())
         self.discard_expired()
         while self.items >= config.max_items or self.bytes >= config.max_size:
             if not config.discard_old_when_full or not self._memory:
@@ -489,6 +501,7 @@ class PersistentQueue:
                     return
             serial = journal.rotate()
             self.journal_rotations += 1
+            self.log.info("rotated journal of {queue}: {archived} bytes in older files", queue=self.name, archived=journal.archived)
             if self.reading_behind and self._checkpoint is None and journal.size + journal.archived > config.max_journal_size:
                 self._checkpoint = Checkpoint(
                     serial,

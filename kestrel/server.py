@@ -13,6 +13,7 @@ from twisted.logger import Logger
 from kestrel import __version__
 from kestrel.collection import QueueCollection
 from kestrel.config import ServerConfig, load_config
+from kestrel.latency import Latencies
 from kestrel.status import ServerStatus
 
 
@@ -47,10 +48,13 @@ class KestrelServer:
             config.status_file, config.default_status, config.status_change_grace_period, clock
         )
         self.stats = ServerStats()
+        self.latencies = Latencies()
         self.version = __version__
         self.max_open_transactions = config.max_open_transactions
         self.started_at = clock.seconds()
         self._shutdown = shutdown
+        # Set by the service that owns the listeners: (protocol, "host:port") of each one bound.
+        self.listeners: Callable[[], list[tuple[str, str]]] | None = None
 
     def global_stats(self) -> list[tuple[str, object]]:
         """Kestrel's global stats, in its order."""
@@ -76,7 +80,17 @@ class KestrelServer:
             ("queue_creates", collection.queue_creates),
             ("queue_deletes", collection.queue_deletes),
             ("queue_expires", collection.queue_expires),
-        ]
+        ] + self._listener_stats()
+
+    def _listener_stats(self) -> list[tuple[str, object]]:
+        if self.listeners is None:
+            return []
+        return [(f"listener_{protocol}", address) for protocol, address in self.listeners()]
+
+    def at_connection_limit(self) -> bool:
+        """True when `max_connections` are open, so a new connection must be refused."""
+        limit = self.config.max_connections
+        return limit is not None and self.stats.curr_connections >= limit
 
     def reload(self) -> None:
         """Re-read the config file: queue settings and aliases change, nothing else."""

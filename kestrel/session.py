@@ -9,6 +9,7 @@ everything back when the connection ends.
 from __future__ import annotations
 
 from collections import deque
+from time import perf_counter
 from typing import Callable
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -57,10 +58,14 @@ class OpenReads(deque):
 class Session:
     log = Logger()
 
-    def __init__(self, server: KestrelServer):
+    def __init__(self, server: KestrelServer, track_open_reads: bool = True):
         self.server = server
+        # False for Thrift: its open reads live under server-wide handles, which the
+        # connection neither limits here nor aborts when it finishes.
+        self.track_open_reads = track_open_reads
         self.collection = server.collection
         self.stats = server.stats
+        self.latencies = server.latencies
         self._open_reads: dict[str, OpenReads] = {}
         self._pending: set[Deferred] = set()
         self.finished = False
@@ -79,13 +84,18 @@ class Session:
         that fsyncs every write, a Deferred that fires True once the item is on disk.
         """
         self.check_writable("set")
+        started = perf_counter()
         self.stats.cmd_set += 1
-        if not self.collection.add(name, data, expiry):
-            return False
-        durable = self.collection.durability(name)
-        if durable is None:
-            return True
-        return durable.addCallback(lambda _: True)
+        stored = self.collection.add(name, data, expiry)
+        durable = self.collection.durability(name) if stored else None
+        if durable is not None:
+            return durable.addCallback(self._stored, started)
+        self.latencies.set.observe(perf_counter() - started)
+        return stored
+
+    def _stored(self, _, started: float) -> bool:
+        self.latencies.set.observe(perf_counter() - started)
+        return True
 
     def check_writable(self, operation: str) -> None:
         if self._refuse_writes or not self.server.status.writable:
@@ -104,6 +114,7 @@ class Session:
         connection until it is confirmed or aborted.
         """
         self.check_readable("peek" if peek else "get")
+        started = perf_counter()
         reads = self._reads(name)
         if reads:
             if not transaction and not peek:
@@ -120,31 +131,38 @@ class Session:
         if isinstance(result, Deferred):
             self._pending.add(result)
             result.addBoth(self._settled, result)
-            return result.addCallback(self._fetched, name, transaction, peek)
-        return self._fetched(result, name, transaction, peek)
+            return result.addCallback(self._fetched, name, transaction, peek, started)
+        return self._fetched(result, name, transaction, peek, started)
 
     def _settled(self, result, pending: Deferred):
         self._pending.discard(pending)
         return result
 
-    def _fetched(self, item: Item | None, name: str, transaction: bool, peek: bool) -> FetchResult:
+    def _fetched(self, item: Item | None, name: str, transaction: bool, peek: bool, started: float) -> FetchResult:
         if item is None:
             self.stats.get_misses += 1
+            self.latencies.get_miss.observe(perf_counter() - started)
             return None
         self.stats.get_hits += 1
+        self.latencies.get_hit.observe(perf_counter() - started)
+        if not peek:
+            self.latencies.delivery.observe(self.server.clock.seconds() - item.add_time / 1000)
         if transaction:
             if self.finished:
                 # The connection went away while the item was on its way: put it back.
                 self.collection.unremove(name, item.xid)
                 return None
-            reads = self._reads(name)
-            if reads is None:
-                reads = self._open_reads[name] = OpenReads(self.collection.queue(name, create=False))
-            reads.append(item.xid)
+            if self.track_open_reads:
+                reads = self._reads(name)
+                if reads is None:
+                    reads = self._open_reads[name] = OpenReads(self.collection.queue(name, create=False))
+                reads.append(item.xid)
         if peek:
             return item
         durable = self.collection.durability(name, fanout=False)
-        return item if durable is None else durable.addCallback(lambda _: item)
+        # The item has left the queue: if its removal cannot be made durable now (the journal
+        # retries it), it is delivered all the same rather than lost.
+        return item if durable is None else durable.addBoth(lambda _: item)
 
     def _reads(self, name: str) -> OpenReads | None:
         reads = self._open_reads.get(name)

@@ -14,6 +14,8 @@ from twisted.application.service import MultiService
 from twisted.logger import Logger
 from twisted.python import usage
 
+from kestrel.admin.http import admin_site
+from kestrel.admin.manhole import manhole_factory, manhole_namespace
 from kestrel.collection import QueueCollection
 from kestrel.config import ConfigError, ServerConfig, load_config
 from kestrel.journal.writer import JournalWriter
@@ -54,12 +56,24 @@ class KestrelService(MultiService):
         self.server = KestrelServer(config, self.collection, reactor, shutdown=self._stop_reactor)
         self.listeners: list[ListenerService] = []
         self._listen("memcache", config.memcache_listen, MemcacheFactory(self.server))
+        self.writer.batch_observer = self.server.latencies.fsync_delay.observe
+        self._listen("admin", config.admin_listen, admin_site(self.server, self.listeners))
+        self._listen_manhole(config)
 
     def _listen(self, protocol: str, description: str, factory) -> None:
         if description:
             listener = ListenerService(protocol, description, factory, self._reactor)
             listener.setServiceParent(self)
             self.listeners.append(listener)
+
+    def _listen_manhole(self, config: ServerConfig) -> None:
+        if not config.manhole_listen:
+            return
+        if config.manhole_authorized_keys is None:
+            self.log.warn("the manhole stays off: [manhole] names no authorized_keys file")
+            return
+        factory = manhole_factory(manhole_namespace(self), config.manhole_authorized_keys, self._reactor)
+        self._listen("manhole", config.manhole_listen, factory)
 
     def startService(self) -> None:
         super().startService()

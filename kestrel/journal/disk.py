@@ -34,6 +34,12 @@ def encode_state(opens: Iterable[tuple[int, object]], items: Iterable[object | N
             yield records.encode_addx(item.data, item.add_time, item.expiry)
 
 
+def write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class JournalFiles:
     """The files of one queue: `<name>` is written, `<name>.<ms>` are rotated away."""
 
@@ -41,16 +47,22 @@ class JournalFiles:
         self.directory = directory
         self.name = name
         self._current: int | None = None
+        self._size = 0
 
     def path(self, filename: str) -> str:
         return os.path.join(self.directory, filename)
 
     def write(self, data: bytes | bytearray) -> None:
+        """Append whole records: a write that fails is cut back off, so no record is left half-written."""
         if self._current is None:
             self._current = os.open(self.path(self.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._current, view):]
+            self._size = os.fstat(self._current).st_size
+        try:
+            write_all(self._current, data)
+        except OSError:
+            os.ftruncate(self._current, self._size)
+            raise
+        self._size += len(data)
 
     def fsync(self) -> None:
         if self._current is not None:
@@ -68,7 +80,7 @@ class JournalFiles:
         self.write(b"")
         files.fsync_directory(self.directory)
 
-    def rewrite(self, content: Iterable[bytes], rotated_timestamp: int, pack_timestamp: int) -> None:
+    def rewrite(self, opens: Sequence[tuple[int, object]], items: Sequence[object], rotated_timestamp: int, pack_timestamp: int) -> None:
         """
         Replace every file of the queue with `content`, so that a crash at any step leaves
         either the old files or the new content for the next replay, never both:
@@ -77,7 +89,7 @@ class JournalFiles:
         start-up listing replaces the old files by the pack); let the listing do so; then
         move the pack into place as `<name>`.
         """
-        temp = self._write_temp(content, pack_timestamp)
+        temp = self._write_temp(encode_state(opens, items), pack_timestamp)
         self.close()
         self._rename_if_present(self.name, files.rotated_name(self.name, rotated_timestamp))
         os.rename(self.path(temp), self.path(files.pack_name(self.name, pack_timestamp)))
@@ -86,9 +98,11 @@ class JournalFiles:
         os.rename(self.path(files.rotated_name(self.name, pack_timestamp)), self.path(self.name))
         files.fsync_directory(self.directory)
 
-    def pack(self, content: Iterable[bytes], temp_timestamp: int, checkpoint_timestamp: int) -> None:
-        """Replace the rotated files up to and including `<name>.<checkpoint>` by `content`."""
-        temp = self._write_temp(content, temp_timestamp)
+    def pack(
+        self, opens: Sequence[tuple[int, object]], items: Sequence[object | None], temp_timestamp: int, checkpoint_timestamp: int
+    ) -> None:
+        """Replace the rotated files up to and including `<name>.<checkpoint>` by the given state."""
+        temp = self._write_temp(encode_state(opens, items), temp_timestamp)
         os.rename(self.path(temp), self.path(files.pack_name(self.name, checkpoint_timestamp)))
         files.fsync_directory(self.directory)
         files.journal_files(self.directory, self.name)
@@ -97,15 +111,28 @@ class JournalFiles:
     def erase(self, filenames: Sequence[str]) -> None:
         self.close()
         for filename in filenames:
-            try:
-                os.unlink(self.path(filename))
-            except FileNotFoundError:
-                pass
+            self._remove_if_present(filename)
         files.fsync_directory(self.directory)
+
+    def _remove_if_present(self, filename: str) -> None:
+        try:
+            os.unlink(self.path(filename))
+        except FileNotFoundError:
+            pass
 
     def _write_temp(self, content: Iterable[bytes], timestamp: int) -> str:
         temp = files.temp_name(self.name, timestamp)
-        with open(self.path(temp), "wb") as out:
+        try:
+            self._write_file(self.path(temp), content)
+        except OSError:
+            self._remove_if_present(temp)
+            raise
+        return temp
+
+    @staticmethod
+    def _write_file(path: str, content: Iterable[bytes]) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
             # Joining in slices bounds memory while keeping the number of writes small.
             batch: list[bytes] = []
             size = 0
@@ -113,12 +140,12 @@ class JournalFiles:
                 batch.append(record)
                 size += len(record)
                 if size >= READ_CHUNK:
-                    out.write(b"".join(batch))
+                    write_all(fd, b"".join(batch))
                     batch, size = [], 0
-            out.write(b"".join(batch))
-            out.flush()
-            os.fsync(out.fileno())
-        return temp
+            write_all(fd, b"".join(batch))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _rename_if_present(self, source: str, target: str) -> None:
         try:

@@ -12,14 +12,17 @@ from __future__ import annotations
 import os
 from typing import Iterator, Sequence
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from kestrel.journal import files, records
-from kestrel.journal.disk import JournalFiles, ReadBehindCursor, encode_state
+from kestrel.journal.disk import JournalFiles, ReadBehindCursor
 from kestrel.journal.writer import JournalWriter, Operation
+
+
+WRITE_RETRY_INTERVAL = 1.0
 
 
 class Segment:
@@ -59,6 +62,7 @@ class Journal:
         self._operations: list[Operation] = []
         self._buffer: bytearray | None = None
         self._sync_call = None
+        self._retry_call = None
         self._cursor: ReadBehindCursor | None = None
 
     def __repr__(self) -> str:
@@ -131,9 +135,11 @@ class Journal:
 
     def durable(self) -> Deferred | None:
         """With `sync_journal = 0`: a Deferred that fires once what was appended is fsynced."""
-        if self.sync_journal == 0:
-            return self._writer.when_done(self)
-        return None
+        if self.sync_journal != 0:
+            return None
+        if self.failure is not None:
+            return fail(self.failure)
+        return self._writer.when_done(self)
 
     def rotate(self) -> int:
         """Move the current file aside and start an empty one; returns the rotated file's serial."""
@@ -150,7 +156,7 @@ class Journal:
         self._segments = []
         self._archived = 0
         self._new_segment(self.name, state_size(opens, items))
-        self._queue(self._files.rewrite, encode_state(opens, items), rotated, pack)
+        self._queue(self._files.rewrite, opens, items, rotated, pack)
 
     def pack(self, upto_serial: int, opens: list[tuple[int, object]], items: list[object | None]) -> None:
         """Replace the rotated files up to the one with serial `upto_serial` by the given state."""
@@ -160,7 +166,7 @@ class Journal:
         self._archived += replacement.size - sum(segment.size for segment in packed)
         self._segments = [replacement, *kept]
         timestamp = files.rotated_timestamp(self.name, replacement.filename)
-        self._queue(self._files.pack, encode_state(opens, items), self._timestamp(), timestamp)
+        self._queue(self._files.pack, opens, items, self._timestamp(), timestamp)
 
     def close(self) -> None:
         self._cancel_sync()
@@ -210,16 +216,35 @@ class Journal:
             operations.append((self._files.fsync, (), None))
         return operations
 
-    def write_failed(self, failure: Failure) -> None:
+    def written(self) -> None:
+        if self.failure is not None:
+            self.failure = None
+            self.log.info("journal of queue {queue} is writable again", queue=self.name)
+
+    def write_failed(self, failure: Failure, unrun: list[Operation]) -> None:
+        """
+        Keep the operations that did not run, in front of the newer ones, and try them again
+        a little later. Until they run, the queue takes no new items.
+        """
+        if self.failure is None:
+            self.log.failure("journal write failed for queue {queue}; retrying", failure, queue=self.name)
         self.failure = failure
-        self.log.failure("journal write failed for queue {queue}", failure, queue=self.name)
+        self._operations[:0] = unrun
+        if self._retry_call is None:
+            self._retry_call = self._clock.callLater(WRITE_RETRY_INTERVAL, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_call = None
+        self._writer.mark_dirty(self)
 
     # Internals
 
     def _queue(self, function, *args, result: Deferred | None = None) -> None:
         self._operations.append((function, args, result))
         self._buffer = None
-        self._writer.mark_dirty(self)
+        if self.failure is None:
+            # A failing journal waits for its retry instead.
+            self._writer.mark_dirty(self)
 
     def _periodic_sync(self) -> None:
         self._sync_call = None

@@ -9,6 +9,7 @@ most one fsync per journal file (group commit), and the reactor never waits on t
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any, Callable, Protocol
 
 from twisted.application.service import Service
@@ -25,45 +26,50 @@ class BatchSource(Protocol):
 
     def take_operations(self) -> list[Operation]: ...
 
-    def write_failed(self, failure: Failure) -> None: ...
+    def written(self) -> None:
+        """Every operation taken for the batch ran."""
+
+    def write_failed(self, failure: Failure, unrun: list[Operation]) -> None:
+        """An operation failed; it and those after it (`unrun`) did not run and are handed back."""
+
+Completed = list[tuple["Deferred | None", Any]]
+Failed = list[tuple[BatchSource, Failure, list[Operation]]]
 
 
 class Runner(Protocol):
     def __call__(self, function: Callable[..., Any], *args: Any) -> Deferred: ...
 
 
-def run_batch(work: list[tuple[BatchSource, list[Operation]]]) -> list[tuple[Deferred | None, Any, BatchSource]]:
+def run_batch(work: list[tuple[BatchSource, list[Operation]]]) -> tuple[Completed, Failed]:
     """
     Run on the writer thread. A failing operation stops the rest of its own journal's
     operations (a later write must not land after a hole) but not other journals'.
     """
-    outcomes = []
+    completed: Completed = []
+    failed: Failed = []
     for source, operations in work:
-        for function, args, result in operations:
+        for index, (function, args, result) in enumerate(operations):
             try:
-                outcomes.append((result, function(*args), source))
+                completed.append((result, function(*args)))
             except Exception:
-                outcomes.append((result, Failure(), source))
+                failed.append((source, Failure(), operations[index:]))
                 break
-    return outcomes
+    return completed, failed
 
 
 class Batch:
     """The operations sent to the thread together, and who waits for them."""
 
-    __slots__ = ("work", "waiters")
+    __slots__ = ("work", "waiters", "handed_at")
 
     def __init__(self):
         self.work: list[tuple[BatchSource, list[Operation]]] = []
         self.waiters: list[tuple[BatchSource | None, Deferred]] = []
+        self.handed_at = 0.0  # perf_counter() when the batch went to the thread
 
-    def lost(self, failure: Failure) -> list[tuple[Deferred | None, Any, BatchSource]]:
-        """Outcomes for a batch that never ran: every journal in it failed."""
-        outcomes = []
-        for source, operations in self.work:
-            outcomes.append((None, failure, source))
-            outcomes.extend((result, failure, source) for _, _, result in operations if result is not None)
-        return outcomes
+    def lost(self, failure: Failure) -> tuple[Completed, Failed]:
+        """The outcome of a batch that never ran: nothing completed, every journal failed."""
+        return [], [(source, failure, operations) for source, operations in self.work]
 
 
 class JournalWriter(Service):
@@ -79,6 +85,9 @@ class JournalWriter(Service):
         self._next = Batch()
         self._in_flight: Batch | None = None
         self._flush_call = None
+        # Called with the seconds each batch took from being handed to the thread to its
+        # completion (the server's fsync delay metric).
+        self.batch_observer: Callable[[float], None] | None = None
 
     def startService(self) -> None:
         super().startService()
@@ -145,23 +154,27 @@ class JournalWriter(Service):
         batch.work = [(source, source.take_operations()) for source in self._dirty]
         self._dirty = {}
         self._in_flight = batch
+        batch.handed_at = perf_counter()
         self._runner(run_batch, batch.work).addBoth(self._batch_done)
 
     def _batch_done(self, outcomes) -> None:
         batch, self._in_flight = self._in_flight, None
+        if self.batch_observer is not None:
+            self.batch_observer(perf_counter() - batch.handed_at)
         if isinstance(outcomes, Failure):
             self.log.failure("journal batch lost", outcomes)
             outcomes = batch.lost(outcomes)
-        failed: set[BatchSource] = set()
-        for result, value, source in outcomes:
-            if isinstance(value, Failure):
-                if source not in failed:
-                    failed.add(source)
-                    source.write_failed(value)
-                if result is not None:
-                    result.errback(value)
-            elif result is not None:
+        completed, failures = outcomes
+        for result, value in completed:
+            if result is not None:
                 result.callback(value)
+        failed = set()
+        for source, failure, unrun in failures:
+            failed.add(source)
+            source.write_failed(failure, unrun)
+        for source, _ in batch.work:
+            if source not in failed:
+                source.written()
         for source, waiter in batch.waiters:
             if source in failed:
                 waiter.errback(Failure(OSError(f"journal write failed for {source}")))

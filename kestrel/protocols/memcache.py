@@ -20,7 +20,7 @@ from twisted.python.failure import Failure
 
 from kestrel.collection import InvalidQueueName
 from kestrel.config import ConfigError
-from kestrel.queue import Item
+from kestrel.queue import Item, QueueUnavailable
 from kestrel.server import KestrelServer
 from kestrel.protocols.sending import send_reply
 from kestrel.session import ReadStillOpen, Session, TooManyOpenReads, Unavailable
@@ -282,7 +282,7 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
             self._refuse(error)
         except InvalidQueueName as error:
             self._refuse(ClientError(str(error), close=True))
-        except Unavailable as error:
+        except (Unavailable, QueueUnavailable) as error:
             self._server_error(str(error))
         except (ReadStillOpen, TooManyOpenReads) as error:
             self.log.debug("refused read: {error}", error=error)

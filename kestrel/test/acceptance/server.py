@@ -30,7 +30,7 @@ DEFAULT_SERVER_OPTIONS = {
     "memcache_listen": '"tcp:0:interface=127.0.0.1"',
     "text_listen": '""',
     "thrift_listen": '""',
-    "admin_listen": '""',
+    "admin_listen": '"tcp:0:interface=127.0.0.1"',
     "max_open_transactions": "100",
 }
 
@@ -61,6 +61,14 @@ class KestrelProcess:
     @property
     def memcache_port(self) -> int:
         return self.ports["memcache"]
+
+    @property
+    def admin_port(self) -> int:
+        return self.ports["admin"]
+
+    @property
+    def manhole_port(self) -> int:
+        return self.ports["manhole"]
 
     def start(self) -> "KestrelProcess":
         self.ports = {}
