@@ -342,7 +342,12 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
         if request.close:
             self.session.confirm_oldest(name)
             if not request.open:
-                self._reply(END)
+                # On a queue that fsyncs every write, END acknowledges a durable confirm.
+                durable = self.collection.durability(name, fanout=False)
+                if durable is None:
+                    self._reply(END)
+                else:
+                    self._wait_for(durable, self._reply_end)
                 return
         deadline = None
         if request.timeout:
@@ -352,6 +357,9 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
             self._wait_for(result, lambda item: self._reply_item(request.key, item))
         else:
             self._reply_item(request.key, result)
+
+    def _reply_end(self, _) -> None:
+        self._reply(END)
 
     def _reply_item(self, key: bytes, item: Item | None) -> None:
         if item is None:

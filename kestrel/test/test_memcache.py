@@ -1007,6 +1007,23 @@ def test_noreply_on_a_sync_journal_queue_still_waits_then_writes_nothing(held_wr
     assert client.written() == b"VERSION %s\r\n" % __version__.encode()
 
 
+def test_reads_and_confirms_wait_for_the_batch_on_a_sync_journal_queue(held_writes):
+    kestrel, runner = held_writes
+    client = connect(kestrel)
+    client.send(set_request(b"q", b"x"))
+    kestrel.clock.advance(0)
+    runner.run_next()
+    assert client.written() == b"STORED\r\n"
+    assert client.send(b"get q/open\r\n") == b""
+    kestrel.clock.advance(0)
+    runner.run_next()
+    assert client.written() == value(b"q/open", b"x")
+    assert client.send(b"get q/close\r\n") == b""
+    kestrel.clock.advance(0)
+    runner.run_next()
+    assert client.written() == b"END\r\n"
+
+
 def test_a_failed_sync_write_is_a_server_error(held_writes):
     kestrel, runner = held_writes
     client = connect(kestrel)
