@@ -7,6 +7,8 @@ The server listens on `tcp:0` on loopback; the harness reads the ports it got fr
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import re
 import signal
@@ -28,8 +30,8 @@ DEFAULT_SERVER_OPTIONS = {
     "queue_path": '"spool"',
     "status_file": '"kestrel.status"',
     "memcache_listen": '"tcp:0:interface=127.0.0.1"',
-    "text_listen": '""',
-    "thrift_listen": '""',
+    "text_listen": '"tcp:0:interface=127.0.0.1"',
+    "thrift_listen": '"tcp:0:interface=127.0.0.1"',
     "admin_listen": '"tcp:0:interface=127.0.0.1"',
     "max_open_transactions": "100",
 }
@@ -63,6 +65,14 @@ class KestrelProcess:
         return self.ports["memcache"]
 
     @property
+    def text_port(self) -> int:
+        return self.ports["text"]
+
+    @property
+    def thrift_port(self) -> int:
+        return self.ports["thrift"]
+
+    @property
     def admin_port(self) -> int:
         return self.ports["admin"]
 
@@ -72,7 +82,8 @@ class KestrelProcess:
 
     def start(self) -> "KestrelProcess":
         self.ports = {}
-        self._started.clear()
+        # A new event each time: the log reader of an earlier process may still be finishing.
+        started = self._started = threading.Event()
         self.process = subprocess.Popen(
             [TWISTD, "-n", "--pidfile=", "kestrel", "-c", str(self.config)],
             cwd=self.directory,
@@ -80,23 +91,23 @@ class KestrelProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        threading.Thread(target=self._read_log, args=(self.process,), daemon=True).start()
-        if not self._started.wait(START_TIMEOUT):
+        threading.Thread(target=self._read_log, args=(self.process, started), daemon=True).start()
+        if not started.wait(START_TIMEOUT):
             self.kill()
             raise RuntimeError("txkestrel did not start:\n" + self.log())
         if self.process.poll() is not None:
             raise RuntimeError("txkestrel exited at start:\n" + self.log())
         return self
 
-    def _read_log(self, process: subprocess.Popen) -> None:
+    def _read_log(self, process: subprocess.Popen, started: threading.Event) -> None:
         for line in process.stdout:
             self.log_lines.append(line)
             match = LISTENING.search(line)
-            if match:
+            if match and not started.is_set():
                 self.ports[match[1]] = int(match[3])
             if f"{STARTED} " in line and " started:" in line:
-                self._started.set()
-        self._started.set()
+                started.set()
+        started.set()
 
     def log(self) -> str:
         return "".join(self.log_lines)
@@ -127,6 +138,28 @@ class KestrelProcess:
 
     def signal(self, signum: int) -> None:
         os.kill(self.process.pid, signum)
+
+    def admin(self, method: str, path: str, headers: dict[str, str] | None = None) -> "AdminResponse":
+        """One request to the admin HTTP service."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=10)
+        try:
+            connection.request(method, path, headers=headers or {})
+            response = connection.getresponse()
+            return AdminResponse(response.status, response.getheader("content-type"), response.getheader("allow"), response.read())
+        finally:
+            connection.close()
+
+
+class AdminResponse:
+    def __init__(self, status: int, content_type: str | None, allow: str | None, body: bytes):
+        self.status = status
+        self.content_type = content_type
+        self.allow = allow
+        self.body = body
+
+    def json(self):
+        assert self.content_type == "application/json", self.content_type
+        return json.loads(self.body)
 
 
 class RawClient:
