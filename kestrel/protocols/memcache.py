@@ -159,7 +159,6 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
         self.stats.bytes_read += len(data)
         if self._closing:
             return
-        self.resetTimeout()
         self._buffer += data
         if self._waiting:
             if not self._paused and len(self._buffer) > self._max_value + self._max_line:
@@ -276,6 +275,8 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
 
     def _answer(self, handler: Callable[..., None], *args) -> None:
         """Run a request's handler, turning each kind of refusal into its reply."""
+        # The idle timer restarts on whole requests only, so a client trickling bytes is idle.
+        self.resetTimeout()
         try:
             handler(*args)
         except ClientError as error:

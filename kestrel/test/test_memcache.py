@@ -740,6 +740,18 @@ def test_an_idle_connection_times_out(harness):
     assert client.closed
 
 
+def test_a_client_trickling_a_request_byte_by_byte_times_out(harness):
+    kestrel = ServerHarness(harness, client_timeout=30.0)
+    client = connect(kestrel)
+    for byte in b"set q 0 0 5\r\nhel":  # 16 bytes, 3 s apart: 48 s for one request
+        client.send(bytes([byte]))
+        kestrel.clock.advance(3)
+        if client.closed:
+            break
+    assert client.closed
+    assert kestrel.collection.queue("q", create=False) is None
+
+
 def test_a_connection_waiting_in_a_blocking_get_does_not_time_out(harness):
     kestrel = ServerHarness(harness, client_timeout=30.0)
     client = connect(kestrel)
