@@ -10,7 +10,6 @@ client confirms or aborts it.
 from __future__ import annotations
 
 import math
-from array import array
 from collections import deque
 from typing import Callable, NamedTuple, Sequence
 
@@ -57,16 +56,20 @@ class Item:
 class Checkpoint(NamedTuple):
     """
     The queue as it stood when the journal file `serial` was rotated away during
-    read-behind: its open reads, the seqs of its items in memory, and the seq range of
-    its items that were only on disk. Once the read-behind cursor has passed that file,
-    every file up to it is replaced by this state; items consumed since then become
-    placeholders, which the records in later files consume again on replay.
+    read-behind: its open reads and the seqs of its items, head first. Once the read-behind
+    cursor has passed that file, every file up to it is replaced by this state; items
+    consumed since then become placeholders, which the records in later files consume
+    again on replay.
+
+    Items leave only from the head and aborted ones return to it, so a queue is a few
+    returned items followed by a run of consecutive seqs (in memory, then on disk): the
+    checkpoint is that short list and one range, however deep the queue.
     """
 
     serial: int
     opens: list[tuple[int, Item]]
-    memory_seqs: array
-    disk_seqs: range
+    returned_seqs: list[int]
+    seqs: range
 
 
 class PersistentQueue:
@@ -95,7 +98,9 @@ class PersistentQueue:
         self._refilling = False
         self._replaying = False
         self._reader_generation = 0
-        self._checkpoint: Checkpoint | None = None
+        self._checkpoints: deque[Checkpoint] = deque()
+        # How many items at the head of memory came back from aborted reads (see Checkpoint).
+        self._returned_at_head = 0
         self._rewrites_allowed_at = 0.0
         self._last_removed_add_time = 0
         self.created_at = clock.seconds()
@@ -167,8 +172,13 @@ class PersistentQueue:
             self.journal.erase_files_on_disk()
             return
         self._replaying = True
+        previous_serial = None
         try:
             for record, serial, offset in self.journal.replay():
+                if serial != previous_serial and previous_serial is not None and self.reading_behind:
+                    # A rotated file ended: its state lets it be packed once the cursor passes it.
+                    self._checkpoints.append(self._checkpoint(previous_serial))
+                previous_serial = serial
                 self._replay_record(record, serial, offset)
         finally:
             self._replaying = False
@@ -334,6 +344,8 @@ class PersistentQueue:
 
     def _take_head(self) -> Item:
         item = self._memory.popleft()
+        if self._returned_at_head:
+            self._returned_at_head -= 1
         size = len(item.data)
         self.items -= 1
         self.bytes -= size
@@ -391,6 +403,7 @@ class PersistentQueue:
         item = entry[0]
         item.xid = 0
         self._memory.appendleft(item)
+        self._returned_at_head += 1
         size = len(item.data)
         self.items += 1
         self.bytes += size
@@ -447,6 +460,7 @@ class PersistentQueue:
         """Remove every queued item (open reads stay open)."""
         removed = self.items
         self._memory.clear()
+        self._returned_at_head = 0
         self.items = self.bytes = self.memory_bytes = 0
         self._disk_items = 0
         self._leave_read_behind()
@@ -502,13 +516,13 @@ class PersistentQueue:
             serial = journal.rotate()
             self.journal_rotations += 1
             self.log.info("rotated journal of {queue}: {archived} bytes in older files", queue=self.name, archived=journal.archived)
-            if self.reading_behind and self._checkpoint is None and journal.size + journal.archived > config.max_journal_size:
-                self._checkpoint = Checkpoint(
-                    serial,
-                    [(xid, item) for xid, (item, _) in self._open.items()],
-                    array("q", (item.seq for item in self._memory)),
-                    range(self._next_disk_seq, self._next_seq),
-                )
+            if self.reading_behind and journal.size + journal.archived > config.max_journal_size:
+                self._checkpoints.append(self._checkpoint(serial))
+
+    def _checkpoint(self, serial: int) -> Checkpoint:
+        returned = [self._memory[index].seq for index in range(self._returned_at_head)]
+        first = self._memory[self._returned_at_head].seq if len(self._memory) > self._returned_at_head else self._next_disk_seq
+        return Checkpoint(serial, [(xid, item) for xid, (item, _) in self._open.items()], returned, range(first, self._next_seq))
 
     def _rewrites_allowed(self) -> bool:
         return self._clock.seconds() >= self._rewrites_allowed_at
@@ -521,18 +535,25 @@ class PersistentQueue:
     def _rewrite(self) -> None:
         opens = sorted(((xid, item) for xid, (item, _) in self._open.items()), reverse=True, key=lambda entry: entry[0])
         self.journal.rewrite(opens, list(self._memory))
-        self._checkpoint = None
+        self._checkpoints.clear()
         self.journal_rewrites += 1
         self.log.info("rewrote journal of {queue}: {size} bytes", queue=self.name, size=self.journal.size)
 
-    def _pack(self) -> None:
-        checkpoint, self._checkpoint = self._checkpoint, None
+    def _pack_passed_files(self, serial: int) -> None:
+        """Pack every file the read-behind cursor has left behind (it is now in file `serial`)."""
+        if self._replaying:
+            return  # files are not touched until replay is over
+        passed = None
+        while self._checkpoints and self._checkpoints[0].serial < serial:
+            passed = self._checkpoints.popleft()
+        if passed is None:
+            return
         alive = {item.seq: item for item in self._memory}
         alive.update((item.seq, item) for item, _ in self._open.values())
-        items = [alive.get(seq) for seq in checkpoint.memory_seqs]
-        items.extend(alive.get(seq) for seq in checkpoint.disk_seqs)
-        self.journal.pack(checkpoint.serial, checkpoint.opens, items)
-        self.log.info("packed journal of {queue}", queue=self.name)
+        items = [alive.get(seq) for seq in passed.returned_seqs]
+        items.extend(alive.get(seq) for seq in passed.seqs)
+        self.journal.pack(passed.serial, passed.opens, items)
+        self.log.info("packed journal of {queue}: {size} bytes in older files", queue=self.name, size=self.journal.archived)
 
     # Read-behind
 
@@ -576,8 +597,7 @@ class PersistentQueue:
             self._next_disk_seq += 1
             self.memory_bytes += len(data)
         self._disk_items -= len(found)
-        if self._checkpoint is not None and serial > self._checkpoint.serial:
-            self._pack()
+        self._pack_passed_files(serial)
         if not self._disk_items:
             self._leave_read_behind()
         return len(found)
@@ -599,7 +619,7 @@ class PersistentQueue:
             self.journal.stop_reader()
             self._reader_generation += 1
             self._refilling = False
-            self._checkpoint = None
+            self._checkpoints.clear()
 
     def _now_ms(self) -> int:
         return int(self._clock.seconds() * 1000)

@@ -304,3 +304,19 @@ def test_packing_keeps_a_queue_that_is_always_read_behind(harness):
 
     assert written > 5 * 2 * 4096
     assert [number_of(data) for data in drain(scenario.queue)] == scenario.model
+
+
+def test_a_restarted_queue_packs_the_files_its_cursor_passes(harness):
+    # The queue stays behind across a restart; the files it replayed get checkpoints, so once
+    # the cursor has read past them they are packed away, not kept forever (Kestrel #124).
+    options = dict(max_memory_size=512, max_journal_size=1024)
+    queue = harness.queue(**options)
+    fill(queue, range(60))
+    files_before = len(harness.journal_files())
+    assert files_before > 10
+    queue = harness.restart(queue, **options)
+    assert [take(queue) for _ in range(40)] == list(range(40))
+    harness.settle()
+    assert len(harness.journal_files()) < files_before / 2
+    queue = harness.restart(queue, **options)
+    assert [take(queue) for _ in range(20)] == list(range(40, 60))

@@ -167,6 +167,8 @@ class Result:
     invented: list[str]
     not_returned: list[str]
     lost_within_seconds_of_a_kill: float
+    journal_files: int
+    journal_bytes: int
 
     @property
     def ok(self) -> bool:
@@ -201,16 +203,20 @@ def run(directory: Path, kills: int, sync: str = "0", producers: int = 3, consum
         for worker in workers:
             worker.join(10)
     server.stop()
+    spool = [path for path in (directory / "spool").iterdir() if path.name.startswith(QUEUE)]
+    on_disk = (len(spool), sum(path.stat().st_size for path in spool))
     server.start()
     client = server.client()
     drained = []
     while (item := client.get(QUEUE)) is not None:
         drained.append(item)
     server.stop()
-    return account(ledger, drained, kills, sync, kill_times)
+    return account(ledger, drained, kills, sync, kill_times, on_disk)
 
 
-def account(ledger: Ledger, drained: list[bytes], kills: int, sync: str, kill_times: list[float]) -> Result:
+def account(
+    ledger: Ledger, drained: list[bytes], kills: int, sync: str, kill_times: list[float], on_disk: tuple[int, int]
+) -> Result:
     queued = Counter(drained)
     settled = set(ledger.confirmed) | ledger.ambiguous | set(queued)
     lost = [item for item in ledger.stored if item not in settled]
@@ -236,6 +242,8 @@ def account(ledger: Ledger, drained: list[bytes], kills: int, sync: str, kill_ti
         invented=short(invented),
         not_returned=short(not_returned),
         lost_within_seconds_of_a_kill=round(max(gaps, default=0.0), 3),
+        journal_files=on_disk[0],
+        journal_bytes=on_disk[1],
     )
 
 
