@@ -99,11 +99,16 @@ class Session:
 
     def check_writable(self, operation: str) -> None:
         if self._refuse_writes or not self.server.status.writable:
-            raise Unavailable(operation)
+            self._refuse(operation, self._refuse_writes)
 
     def check_readable(self, operation: str) -> None:
         if self._refuse_reads or not self.server.status.readable:
-            raise Unavailable(operation)
+            self._refuse(operation, self._refuse_reads)
+
+    def _refuse(self, operation: str, over_connection_limit: bool) -> None:
+        reason = "over the connection limit" if over_connection_limit else f"server status {self.server.status.current.display}"
+        self.log.debug("refused {operation}: {reason}", operation=operation, reason=reason)
+        raise Unavailable(operation)
 
     # Reading
 

@@ -14,6 +14,7 @@ from twisted.application.service import MultiService
 from twisted.logger import Logger
 from twisted.python import usage
 
+from kestrel.admin import loopback_unless_named
 from kestrel.admin.http import admin_site
 from kestrel.admin.manhole import manhole_factory, manhole_namespace
 from kestrel.collection import QueueCollection
@@ -21,6 +22,8 @@ from kestrel.config import ConfigError, ServerConfig, load_config
 from kestrel.journal.writer import JournalWriter
 from kestrel.listener import ListenerService
 from kestrel.protocols.memcache import MemcacheFactory
+from kestrel.protocols.text import TextFactory
+from kestrel.protocols.thrift import ThriftFactory
 from kestrel.server import KestrelServer
 
 
@@ -56,8 +59,11 @@ class KestrelService(MultiService):
         self.server = KestrelServer(config, self.collection, reactor, shutdown=self._stop_reactor)
         self.listeners: list[ListenerService] = []
         self._listen("memcache", config.memcache_listen, MemcacheFactory(self.server))
+        self._listen("text", config.text_listen, TextFactory(self.server))
+        self._listen("thrift", config.thrift_listen, ThriftFactory(self.server))
+        self.server.listeners = self.listener_addresses
         self.writer.batch_observer = self.server.latencies.fsync_delay.observe
-        self._listen("admin", config.admin_listen, admin_site(self.server, self.listeners))
+        self._listen("admin", loopback_unless_named(config.admin_listen), admin_site(self.server))
         self._listen_manhole(config)
 
     def _listen(self, protocol: str, description: str, factory) -> None:
@@ -72,8 +78,21 @@ class KestrelService(MultiService):
         if config.manhole_authorized_keys is None:
             self.log.warn("the manhole stays off: [manhole] names no authorized_keys file")
             return
-        factory = manhole_factory(manhole_namespace(self), config.manhole_authorized_keys, self._reactor)
-        self._listen("manhole", config.manhole_listen, factory)
+        try:
+            factory = manhole_factory(manhole_namespace(self), config.manhole_authorized_keys, self._reactor)
+        except OSError as error:
+            # The queues matter more than the shell: serve them, and say how to fix it.
+            self.log.error(
+                "the manhole stays off: cannot create its host key {path}: {error}; "
+                "make one with: ssh-keygen -t ed25519 -N '' -f {path}",
+                path=error.filename, error=error.strerror,
+            )
+            return
+        self._listen("manhole", loopback_unless_named(config.manhole_listen), factory)
+
+    def listener_addresses(self) -> list[tuple[str, str]]:
+        """(protocol, "host:port") of each listener that is bound."""
+        return [(listener.protocol, listener.address) for listener in self.listeners if listener.address is not None]
 
     def startService(self) -> None:
         super().startService()

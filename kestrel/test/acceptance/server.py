@@ -19,6 +19,12 @@ import threading
 import time
 from pathlib import Path
 
+from thriftpy2.protocol import TBinaryProtocolFactory
+from thriftpy2.rpc import make_client
+from thriftpy2.transport import TFramedTransportFactory
+
+from kestrel.protocols.thrift_codec import Kestrel
+
 LISTENING = re.compile(r"listening for (\w+) on ([\d.]+):(\d+)")
 STARTED = "txkestrel"
 START_TIMEOUT = 30.0
@@ -136,6 +142,17 @@ class KestrelProcess:
     def client(self) -> "RawClient":
         return RawClient(self.memcache_port)
 
+    def text_client(self) -> "TextClient":
+        return TextClient(self.text_port)
+
+    def thrift_client(self, timeout: float = 10.0):
+        """A thriftpy2 client of the Kestrel service: framed transport, strict binary protocol."""
+        return make_client(
+            Kestrel, "127.0.0.1", self.thrift_port, timeout=int(timeout * 1000),
+            proto_factory=TBinaryProtocolFactory(strict_read=True, strict_write=True),
+            trans_factory=TFramedTransportFactory(),
+        )
+
     def signal(self, signum: int) -> None:
         os.kill(self.process.pid, signum)
 
@@ -230,6 +247,16 @@ class RawClient:
             return self.socket.recv(1) == b""
         except ConnectionResetError:
             return True
+
+
+class TextClient(RawClient):
+    """A text-protocol client on a plain socket: its replies are lines ending in a bare line feed."""
+
+    def line(self) -> bytes:
+        while b"\n" not in self._buffer:
+            self._fill()
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line
 
 
 def wait_until(condition, timeout: float = 10.0, interval: float = 0.02) -> bool:

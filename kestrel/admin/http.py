@@ -1,0 +1,229 @@
+"""
+The admin HTTP service (twisted.web), in the spirit of Kestrel's Ostrich admin port 2223.
+
+Reads are GET (or HEAD):
+  /ping, /ping.json                   pong
+  /stats, /stats.json, /stats.txt     Kestrel's global and per-queue stats; ?queue=NAME
+                                      (repeatable) gives only those queues
+  /server_info, /server_info.json     version, uptime, listeners, config path
+  /status, /status.json               the server status
+  /metrics                            the Prometheus text format
+Control is POST only: /reload, /shutdown, /quiesce, /status?set=NAME.
+
+A GET on a control path is a 405, an unknown path a 404; every error has a JSON body
+{"error": "..."}. Control requests that carry an Origin header come from a web page in a
+browser, which must not be able to stop a server on its machine: they get a 403.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from kestrel.admin.metrics import metrics_registry
+from kestrel.config import ConfigError
+from kestrel.server import KestrelServer
+from kestrel.status import Status, StatusError, StatusNotConfigured
+
+Handler = Callable[[Request], bytes]
+
+READ_METHODS = (b"GET", b"HEAD")
+
+
+class AdminError(Exception):
+    """A request the admin service refuses, with its HTTP status code."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def json_body(request: Request, data: object, code: int = 200) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"application/json")
+    return json.dumps(data).encode() + b"\n"
+
+
+def text_body(request: Request, text: str) -> bytes:
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return text.encode()
+
+
+def query(request: Request, name: str) -> list[str]:
+    return [value.decode("utf-8", "replace") for value in request.args.get(name.encode(), [])]
+
+
+class AdminResource(Resource):
+    """Every admin path, routed by a table: the service is small and flat."""
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, server: KestrelServer):
+        super().__init__()
+        self.server = server
+        self.collection = server.collection
+        self.registry = metrics_registry(server)
+        self._reads: dict[str, Handler] = {
+            "/ping": lambda request: text_body(request, "pong\n"),
+            "/ping.json": lambda request: json_body(request, {"response": "pong"}),
+            "/stats": self._stats_json,
+            "/stats.json": self._stats_json,
+            "/stats.txt": self._stats_text,
+            "/server_info": self._server_info,
+            "/server_info.json": self._server_info,
+            "/status": self._status,
+            "/status.json": self._status,
+            "/metrics": self._metrics,
+        }
+        self._controls: dict[str, Handler] = {
+            "/reload": self._reload,
+            "/shutdown": self._shutdown,
+            "/quiesce": self._quiesce,
+            "/status": self._set_status,
+        }
+
+    def render(self, request: Request) -> bytes:
+        path = request.path.decode("utf-8", "replace")
+        try:
+            return self._route(path, request)(request)
+        except AdminError as error:
+            return json_body(request, {"error": str(error)}, error.code)
+        except Exception:
+            self.log.failure("admin request {path} failed", path=path)
+            return json_body(request, {"error": "internal error; see the server log"}, 500)
+
+    def _route(self, path: str, request: Request) -> Handler:
+        read, control = self._reads.get(path), self._controls.get(path)
+        if read is None and control is None:
+            raise AdminError(404, f"no such endpoint: {path}")
+        method = request.method
+        if method == b"POST" and control is not None:
+            if request.getHeader(b"origin") is not None:
+                raise AdminError(403, "control requests from web pages are refused")
+            return control
+        if method in READ_METHODS and read is not None:
+            if control is not None and b"set" in request.args:
+                # A GET must never change anything.
+                request.setHeader(b"allow", b"POST")
+                raise AdminError(405, "a status change takes a POST")
+            return read
+        allowed = (list(READ_METHODS) if read is not None else []) + ([b"POST"] if control is not None else [])
+        request.setHeader(b"allow", b", ".join(allowed))
+        raise AdminError(405, f"{path} takes {' or '.join(each.decode() for each in allowed)}")
+
+    # Reads
+
+    def _queue_stats(self, request: Request) -> list[tuple[str, list[tuple[str, object]]]] | None:
+        """The stats of the queues named by ?queue=, or None when none was named."""
+        names = query(request, "queue")
+        if not names:
+            return None
+        for name in names:
+            if name not in self.collection and not self.collection.is_alias(name):
+                raise AdminError(404, f"no such queue: {name}")
+        return self.collection.queue_stats(names)
+
+    def _stats_json(self, request: Request) -> bytes:
+        selected = self._queue_stats(request)
+        report: dict[str, object] = {}
+        if selected is None:
+            report["server"] = dict(self.server.global_stats())
+            selected = self.collection.queue_stats()
+        report["queues"] = {name: dict(stats) for name, stats in selected}
+        return json_body(request, report)
+
+    def _stats_text(self, request: Request) -> bytes:
+        """`name value` lines, named as in the memcache `stats` reply."""
+        selected = self._queue_stats(request)
+        lines = []
+        if selected is None:
+            lines.extend(f"{key} {value}" for key, value in self.server.global_stats())
+            selected = self.collection.queue_stats()
+        for name, stats in selected:
+            lines.extend(f"queue_{name}_{key} {value}" for key, value in stats)
+        return text_body(request, "".join(line + "\n" for line in lines))
+
+    def _server_info(self, request: Request) -> bytes:
+        server, config = self.server, self.server.config
+        return json_body(request, {
+            "name": "txkestrel",
+            "version": server.version,
+            "start_time": int(server.started_at),
+            "uptime": int(server.clock.seconds() - server.started_at),
+            "pid": os.getpid(),
+            "config_path": config.config_path,
+            "queue_path": config.queue_path,
+            "status": server.status.current.display,
+            "listeners": dict(server.listeners()) if server.listeners is not None else {},
+        })
+
+    def _status(self, request: Request) -> bytes:
+        status = self.server.status
+        return json_body(request, {
+            "status": status.current.display,
+            "readable": status.readable,
+            "writable": status.writable,
+        })
+
+    def _metrics(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self.registry)
+
+    # Control
+
+    def _reload(self, request: Request) -> bytes:
+        try:
+            self.server.reload()
+        except (ConfigError, RuntimeError) as error:
+            self.log.warn("reload failed: {error}", error=error)
+            raise AdminError(409, str(error)) from None
+        return json_body(request, {"response": "reloaded", "config_path": self.server.config.config_path})
+
+    def _shutdown(self, request: Request) -> bytes:
+        self.server.shutdown()
+        return json_body(request, {"response": "shutting down"}, 202)
+
+    def _quiesce(self, request: Request) -> bytes:
+        return self._change_status(request, Status.QUIESCENT.name)
+
+    def _set_status(self, request: Request) -> bytes:
+        names = query(request, "set")
+        if len(names) != 1:
+            raise AdminError(400, "name one status: /status?set=up|readonly|quiescent|writeavoid")
+        return self._change_status(request, names[0])
+
+    def _change_status(self, request: Request, name: str) -> bytes:
+        try:
+            reported = self.server.status.set(name)
+        except StatusNotConfigured as error:
+            raise AdminError(409, f"{error}: the config names no status_file") from None
+        except StatusError as error:
+            raise AdminError(400, str(error)) from None
+        except OSError as error:
+            self.log.error("cannot save the server status: {error}", error=error)
+            raise AdminError(500, f"cannot save the server status: {error.strerror}") from None
+        return json_body(request, {"status": reported.display})
+
+
+class AdminSite(Site):
+    noisy = False
+
+    def log(self, request: Request) -> None:
+        # Control requests and refusals only: a line per scrape would drown the log.
+        if request.method == b"POST" or request.code >= 400:
+            AdminResource.log.info(
+                "admin {method} {uri} from {client}: {code}",
+                method=request.method.decode("latin-1"), uri=request.uri.decode("utf-8", "replace"),
+                client=getattr(request.getClientAddress(), "host", "a local socket"), code=request.code,
+            )
+
+
+def admin_site(server: KestrelServer) -> AdminSite:
+    return AdminSite(AdminResource(server))

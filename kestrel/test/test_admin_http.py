@@ -1,0 +1,240 @@
+"""The admin HTTP resource over a real collection and server, on a Clock (no sockets)."""
+
+import json
+
+import pytest
+from twisted.web.test.requesthelper import DummyRequest
+
+from kestrel.admin import loopback_unless_named
+from kestrel.admin.http import AdminResource
+from kestrel.config import load_config
+from kestrel.status import Status
+from kestrel.test.support import ServerHarness
+
+
+class Response:
+    def __init__(self, request: DummyRequest, body: bytes):
+        self.code = request.responseCode or 200
+        self.headers = request.responseHeaders
+        self.body = body
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.getRawHeaders(name)
+        return values[0] if values else None
+
+    def json(self):
+        assert self.header("content-type") == "application/json"
+        return json.loads(self.body)
+
+
+def call(resource: AdminResource, method: str, path: str, headers: dict | None = None, **args) -> Response:
+    request = DummyRequest(path.strip("/").split("/"))
+    request.method = method.encode()
+    request.path = path.encode()
+    request.uri = path.encode()
+    request.args = {name.encode(): [value.encode()] for name, value in args.items()}
+    for name, value in (headers or {}).items():
+        request.requestHeaders.addRawHeader(name, value)
+    return Response(request, resource.render(request))
+
+
+@pytest.fixture
+def kestrel(harness, tmp_path) -> ServerHarness:
+    return ServerHarness(harness, status_file=str(tmp_path / "status"))
+
+
+@pytest.fixture
+def admin(kestrel) -> AdminResource:
+    return AdminResource(kestrel.server)
+
+
+def test_ping(admin):
+    response = call(admin, "GET", "/ping")
+    assert (response.code, response.body) == (200, b"pong\n")
+    assert call(admin, "GET", "/ping.json").json() == {"response": "pong"}
+
+
+def test_stats_json_has_global_and_queue_stats(admin, kestrel):
+    kestrel.add("jobs", b"one", b"two")
+    stats = call(admin, "GET", "/stats.json").json()
+    assert stats["server"]["total_items"] == 2
+    assert stats["server"]["uptime"] == 0
+    assert stats["queues"]["jobs"]["items"] == 2
+    assert list(stats["queues"]["jobs"])[:3] == ["items", "bytes", "total_items"]
+    assert call(admin, "GET", "/stats").json() == stats
+
+
+def test_stats_text_uses_the_memcache_names(admin, kestrel):
+    kestrel.add("jobs", b"one")
+    lines = call(admin, "GET", "/stats.txt").body.decode().splitlines()
+    assert lines[0] == "uptime 0"
+    assert "curr_items 1" in lines
+    assert "queue_jobs_items 1" in lines
+    assert "queue_jobs_bytes 3" in lines
+
+
+def test_stats_for_named_queues_only(admin, kestrel):
+    kestrel.add("jobs", b"one")
+    kestrel.add("other", b"two")
+    assert call(admin, "GET", "/stats.json", queue="jobs").json() == {
+        "queues": {"jobs": dict(kestrel.collection.queue("jobs").stats())}
+    }
+    lines = call(admin, "GET", "/stats.txt", queue="jobs").body.decode().splitlines()
+    assert lines[0] == "queue_jobs_items 1"
+    assert all(line.startswith("queue_jobs_") for line in lines)
+
+
+def test_stats_for_an_unknown_queue_is_a_404_and_creates_nothing(admin, kestrel):
+    response = call(admin, "GET", "/stats.json", queue="nope")
+    assert response.code == 404
+    assert response.json() == {"error": "no such queue: nope"}
+    assert "nope" not in kestrel.collection
+
+
+def test_server_info(kestrel):
+    admin = AdminResource(kestrel.server)
+    kestrel.clock.advance(42)
+    assert call(admin, "GET", "/server_info").json()["listeners"] == {}
+    kestrel.server.listeners = lambda: [("memcache", "127.0.0.1:22133")]
+    info = call(admin, "GET", "/server_info").json()
+    assert info["version"] == kestrel.server.version
+    assert info["uptime"] == 42
+    assert info["queue_path"] == kestrel.harness.directory
+    assert info["status"] == "Up"
+    assert info["listeners"] == {"memcache": "127.0.0.1:22133"}
+
+
+def test_metrics_are_the_prometheus_text_format(admin, kestrel):
+    kestrel.add("jobs", b"one")
+    response = call(admin, "GET", "/metrics")
+    assert response.header("content-type").startswith("text/plain; version=")
+    assert b'kestrel_queue_items{queue="jobs"} 1.0' in response.body
+
+
+def test_unknown_path_is_a_json_404(admin):
+    response = call(admin, "GET", "/nothing/here")
+    assert response.code == 404
+    assert response.json() == {"error": "no such endpoint: /nothing/here"}
+
+
+@pytest.mark.parametrize("path", ["/reload", "/shutdown", "/quiesce"])
+def test_get_on_a_control_path_is_a_405(admin, kestrel, path):
+    response = call(admin, "GET", path)
+    assert response.code == 405
+    assert response.header("allow") == "POST"
+    assert "error" in response.json()
+    assert kestrel.shutdowns == 0 and kestrel.server.status.current is Status.UP
+
+
+def test_get_cannot_change_the_status(admin, kestrel):
+    response = call(admin, "GET", "/status", set="readonly")
+    assert response.code == 405
+    assert response.header("allow") == "POST"
+    assert kestrel.server.status.current is Status.UP
+
+
+def test_post_on_a_read_path_is_a_405(admin):
+    response = call(admin, "POST", "/stats.json")
+    assert response.code == 405
+    assert response.header("allow") == "GET, HEAD"
+
+
+def test_status_set_and_read(admin, kestrel):
+    assert call(admin, "GET", "/status").json() == {"status": "Up", "readable": True, "writable": True}
+    response = call(admin, "POST", "/status", set="readonly")
+    assert response.json() == {"status": "ReadOnly"}
+    assert not kestrel.server.status.writable
+    assert call(admin, "GET", "/status").json() == {"status": "ReadOnly", "readable": True, "writable": False}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [({}, "name one status"), ({"set": "spongebob"}, "unknown status: spongebob"), ({"set": "down"}, "cannot be set")],
+)
+def test_bad_status_changes_are_400s(admin, kestrel, args, message):
+    response = call(admin, "POST", "/status", **args)
+    assert response.code == 400
+    assert message in response.json()["error"]
+    assert kestrel.server.status.current is Status.UP
+
+
+def test_status_without_a_status_file_is_a_409(harness):
+    admin = AdminResource(ServerHarness(harness).server)
+    response = call(admin, "POST", "/quiesce")
+    assert response.code == 409
+    assert "status_file" in response.json()["error"]
+
+
+def test_quiesce_refuses_reads_and_writes(admin, kestrel):
+    response = call(admin, "POST", "/quiesce")
+    assert response.json() == {"status": "Quiescent"}
+    assert not kestrel.server.status.readable and not kestrel.server.status.writable
+
+
+def test_shutdown_starts_a_clean_shutdown(admin, kestrel):
+    response = call(admin, "POST", "/shutdown")
+    assert response.code == 202
+    kestrel.clock.advance(1)
+    assert kestrel.shutdowns == 1
+
+
+def test_control_from_a_web_page_is_refused(admin, kestrel):
+    response = call(admin, "POST", "/shutdown", headers={"Origin": "http://example.com"})
+    assert response.code == 403
+    kestrel.clock.advance(1)
+    assert kestrel.shutdowns == 0
+
+
+def test_reload_changes_live_queue_settings(harness, tmp_path):
+    config_path = tmp_path / "kestrel.conf"
+    config_path.write_text(f'[server]\nqueue_path = "{harness.directory}"\n')
+    kestrel = ServerHarness(harness, config=load_config(str(config_path)))
+    admin = AdminResource(kestrel.server)
+    kestrel.add("jobs", b"one")
+    config_path.write_text(f'[server]\nqueue_path = "{harness.directory}"\n[queues.jobs]\nmax_items = 1\n')
+    response = call(admin, "POST", "/reload")
+    assert response.json() == {"response": "reloaded", "config_path": str(config_path)}
+    assert kestrel.collection.queue("jobs").config.max_items == 1
+    assert not kestrel.collection.add("jobs", b"two")
+
+
+def test_a_broken_config_leaves_everything_as_it_was(harness, tmp_path):
+    config_path = tmp_path / "kestrel.conf"
+    config_path.write_text(f'[server]\nqueue_path = "{harness.directory}"\n')
+    kestrel = ServerHarness(harness, config=load_config(str(config_path)))
+    config_path.write_text("[server\n")
+    response = call(AdminResource(kestrel.server), "POST", "/reload")
+    assert response.code == 409
+    assert str(config_path) in response.json()["error"]
+
+
+def test_reload_without_a_config_file_is_a_409(admin):
+    response = call(admin, "POST", "/reload")
+    assert response.code == 409
+    assert "no config file" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "description, bound",
+    [
+        ("tcp:2223", "tcp:2223:interface=127.0.0.1"),
+        ("TCP:2223:backlog=5", "TCP:2223:backlog=5:interface=127.0.0.1"),
+        ("tcp6:2223", r"tcp6:2223:interface=\:\:1"),
+        ("tcp:2223:interface=0.0.0.0", "tcp:2223:interface=0.0.0.0"),
+        ("unix:/run/kestrel-admin.sock", "unix:/run/kestrel-admin.sock"),
+        ("", ""),
+    ],
+)
+def test_operator_services_bind_to_loopback_unless_told_otherwise(description, bound):
+    assert loopback_unless_named(description) == bound
+
+
+def test_a_failing_endpoint_is_a_json_500(admin, kestrel, captured_logs):
+    def broken():
+        raise RuntimeError("boom")
+
+    kestrel.server.global_stats = broken
+    response = call(admin, "GET", "/stats.json")
+    assert response.code == 500
+    assert "error" in response.json()
+    assert any("admin request /stats.json failed" in message for message in captured_logs.messages())
