@@ -12,18 +12,16 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
-from twisted.python.failure import Failure
 
 from kestrel.collection import InvalidQueueName
 from kestrel.config import ConfigError
 from kestrel.queue import Item, QueueUnavailable
 from kestrel.server import KestrelServer
-from kestrel.protocols.sending import send_reply
-from kestrel.session import ReadStillOpen, Session, TooManyOpenReads, Unavailable
+from kestrel.protocols.connection import SessionConnection
+from kestrel.session import ReadStillOpen, TooManyOpenReads, Unavailable
 from kestrel.status import StatusError, StatusNotConfigured
 
 STORAGE_COMMANDS = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
@@ -94,24 +92,18 @@ def value_block(key: bytes, data: bytes) -> list[bytes]:
     return [b"VALUE %s 0 %d\r\n" % (key, len(data)), data, VALUE_TAIL]
 
 
-class MemcacheProtocol(Protocol, TimeoutMixin):
+class MemcacheProtocol(SessionConnection, Protocol):
     log = Logger()
 
     def __init__(self, server: KestrelServer):
         self.server = server
         self.collection = server.collection
         self.stats = server.stats
-        self.session: Session | None = None
         self._max_line = server.config.max_line_length
         self._max_value = server.config.max_value_size
         self._buffer = bytearray()
         self._position = 0
         self._storage: tuple[list[bytes], int] | None = None
-        self._waiting = False
-        self._paused = False
-        self._output: list[bytes] | None = None
-        self._closing = False
-        self.callLater = server.clock.callLater
         self._commands: dict[bytes, Callable[[list[bytes]], None]] = {
             b"get": self._get,
             b"gets": self._get,
@@ -133,27 +125,11 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
 
     # Connection
 
-    def connectionMade(self) -> None:
-        limit = self.server.config.max_connections
-        if limit is not None and self.stats.curr_connections >= limit:
-            self.log.warn("refusing a connection: {limit} connections are open", limit=limit)
-            self._closing = True
-            self.transport.write(b"SERVER_ERROR too many connections\r\n")
-            self.transport.loseConnection()
-            return
-        self.session = Session(self.server)
-        self.setTimeout(self.server.config.client_timeout)
+    def _refuse_connection(self) -> None:
+        self.transport.write(b"SERVER_ERROR too many connections\r\n")
 
-    def connectionLost(self, reason=None) -> None:
-        # Requests still buffered behind a waiting one must not run for a client that left.
-        self._closing = True
-        self.setTimeout(None)
-        if self.session is not None:
-            self.session.finish()
-
-    def timeoutConnection(self) -> None:
-        self.log.info("closing idle connection from {peer}", peer=self.transport.getPeer())
-        self.transport.loseConnection()
+    def _request_failed(self, error: BaseException) -> None:
+        self._server_error(str(error))
 
     def dataReceived(self, data: bytes) -> None:
         self.stats.bytes_read += len(data)
@@ -161,17 +137,15 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
             return
         self._buffer += data
         if self._waiting:
-            if not self._paused and len(self._buffer) > self._max_value + self._max_line:
-                # A client pipelining without reading: stop reading it until we catch up.
-                self._paused = True
-                self.transport.pauseProducing()
+            self._hold_input(len(self._buffer), self._max_value + self._max_line)
             return
         self._process()
 
     # Framing
 
     def _process(self) -> None:
-        self._output = []
+        if not self._begin_pass():
+            return
         buffer = self._buffer
         try:
             while not self._waiting and not self._closing:
@@ -202,27 +176,7 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
         finally:
             del buffer[:self._position]
             self._position = 0
-            output, self._output = self._output, None
-            if output:
-                self._write(output)
-            if self._closing:
-                self.transport.loseConnection()
-
-    def _reply(self, *chunks: bytes) -> None:
-        if self._output is not None:
-            self._output.extend(chunks)
-        else:
-            self._write(chunks)
-
-    def _write(self, chunks) -> None:
-        self.stats.bytes_written += sum(map(len, chunks))
-        send_reply(self.transport, chunks)
-
-    def _close(self) -> None:
-        """Close once the replies written so far are out; later requests are ignored."""
-        self._closing = True
-        if self._output is None:
-            self.transport.loseConnection()
+            self._end_pass()
 
     def _refuse_long_line(self) -> None:
         self._refuse(ClientError(f"request line longer than {self._max_line} bytes", close=True))
@@ -231,37 +185,6 @@ class MemcacheProtocol(Protocol, TimeoutMixin):
         self._reply(b"CLIENT_ERROR %s\r\n" % str(error).encode("latin-1", "replace"))
         if error.close:
             self._close()
-
-    def _wait_for(self, result: Deferred, reply: Callable[[object], None]) -> None:
-        """Hold later requests until `result` fires, then write its reply and go on."""
-        self._waiting = True
-        self.setTimeout(None)
-
-        def answered(value):
-            reply(value)
-            self._resume()
-
-        def failed(failure: Failure):
-            if failure.check(CancelledError):
-                return None
-            self.log.failure("request failed", failure)
-            self._reply(b"SERVER_ERROR %s\r\n" % str(failure.value).encode("latin-1", "replace"))
-            self._close()
-
-        result.addCallbacks(answered, failed)
-
-    def _resume(self) -> None:
-        self._waiting = False
-        if self._closing:
-            return
-        self.setTimeout(self.server.config.client_timeout)
-        if self._paused:
-            self._paused = False
-            self.transport.resumeProducing()
-        # An answer that was ready at once (a monitor that found all its items) arrives
-        # inside the parse pass that asked for it, which simply goes on.
-        if self._output is None:
-            self._process()
 
     # Requests
 

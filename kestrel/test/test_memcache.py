@@ -7,11 +7,9 @@ from twisted.internet.testing import StringTransport
 
 from kestrel import __version__
 from kestrel.config import QueueConfig, load_config
-from kestrel.journal.writer import JournalWriter
 from kestrel.protocols.memcache import MemcacheProtocol
 from kestrel.test.support import (
     START,
-    RecordingRunner,
     ServerHarness,
     pending_calls,
 )
@@ -988,15 +986,6 @@ def test_status_change_waits_for_the_grace_period(harness, tmp_path):
 
 
 # Queues that fsync every write (sync_journal = 0)
-
-
-@pytest.fixture
-def held_writes(harness):
-    runner = RecordingRunner()
-    writer = JournalWriter(harness.clock, runner=runner)
-    writer.startService()
-    kestrel = ServerHarness(harness, writer=writer, default_queue=QueueConfig(sync_journal=0.0))
-    return kestrel, runner
 
 
 def test_stored_waits_for_the_batch_on_a_sync_journal_queue(held_writes):

@@ -13,7 +13,7 @@ from kestrel.protocols.text import (
     split_request,
 )
 from kestrel.test.support import START, QueueHarness, ServerHarness, pending_calls
-from kestrel.test.test_memcache import Connection, held_writes  # noqa: F401 (a fixture)
+from kestrel.test.test_memcache import Connection
 
 VERSION = b":%s\n" % __version__.encode()
 

@@ -27,7 +27,7 @@ from kestrel.protocols.thrift_codec import (
 )
 from kestrel.protocols.thrift_scan import MalformedFrame, MessageHeader, scan_message
 from kestrel.test.support import START, QueueHarness, ServerHarness, pending_calls
-from kestrel.test.test_memcache import Connection, held_writes  # noqa: F401 (a fixture)
+from kestrel.test.test_memcache import Connection
 
 # Frames as a client writes and reads them
 
