@@ -1,0 +1,130 @@
+"""
+Side-by-side benchmark: txkestrel and memcached under the same kestrel-load runs.
+
+Each server runs pinned to one core and the load tool to another, and the peers run
+alternately (a fresh txkestrel, with an empty spool, for every run), so both see the same
+machine. Prints one JSON document with every run's figures, which `kestrel.load.plot`
+turns into a chart.
+
+    python -m kestrel.load.compare --clients 1 10 100 --items 50000 > doc/benchmarks.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kestrel.load.replay import resident_memory
+from kestrel.test.acceptance.server import KestrelProcess, RawClient, write_config
+from kestrel.test.acceptance.crash import free_port
+
+SERVER_CORE = "0"
+LOAD_CORE = "1"
+
+
+def load(tool: str, port: int, *arguments: str) -> dict:
+    command = ["taskset", "-c", LOAD_CORE, sys.executable, "-m", "kestrel.load.cli", tool, "-p", str(port), "--json", *arguments]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if finished.returncode not in (0, 1) or not finished.stdout.strip():
+        raise RuntimeError(f"{' '.join(command)} failed:\n{finished.stderr}")
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+class Memcached:
+    def __init__(self):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, "memcached", "-u", "nobody", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-t", "1", "-m", "4096"]
+        )
+        time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+class Txkestrel:
+    def __init__(self, directory: Path, sync_journal: str):
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        config = write_config(
+            directory,
+            server='admin_listen = ""\ntext_listen = ""\nthrift_listen = ""',
+            queues=f'[default]\nsync_journal = "{sync_journal}"\n',
+        )
+        self.server = KestrelProcess(directory, config)
+        self.server.start()
+        subprocess.run(["taskset", "-pc", SERVER_CORE, str(self.server.process.pid)], capture_output=True, check=True)
+        self.port = self.server.memcache_port
+
+    def rss_mb(self) -> float:
+        return round(resident_memory(self.server.process.pid) / 2**20, 1)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def summary(result: dict, phase: str, latency: str) -> dict:
+    figures = result["phases"][phase]
+    histogram = figures["latency_us"][latency]
+    return {
+        "items_per_second": figures["items_per_second"],
+        "p50_us": histogram["p50"],
+        "p99_us": histogram["p99"],
+        "p999_us": histogram["p99.9"],
+        "ok": result["ok"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--items", type=int, default=50000)
+    parser.add_argument("--flood-items", type=int, default=50000)
+    parser.add_argument("--memory-items", type=int, default=1_000_000)
+    options = parser.parse_args(argv)
+    report: dict = {"put_many": [], "flood": [], "sync": [], "memory": {}}
+    work = Path(tempfile.mkdtemp(prefix="kestrel-compare-"))
+    memcached = Memcached()
+    try:
+        for clients in options.clients:
+            args = ("-c", str(clients), "-n", str(options.items), "-b", "1024")
+            for name in ("memcached", "txkestrel"):
+                if name == "memcached":
+                    result = load("put-many", memcached.port, *args)
+                else:
+                    server = Txkestrel(work / "kestrel", "never")
+                    result = load("put-many", server.port, *args)
+                    server.stop()
+                report["put_many"].append({"server": name, "clients": clients} | summary(result, "put", "put"))
+        flood_args = ("-n", str(options.flood_items), "-k", "1")
+        report["flood"].append({"server": "memcached"} | summary(load("flood", memcached.port, *flood_args), "flood", "put"))
+        for sync in ("never", "0"):
+            server = Txkestrel(work / "kestrel", sync)
+            report["flood"].append({"server": "txkestrel", "sync_journal": sync} | summary(load("flood", server.port, *flood_args), "flood", "put"))
+            server.stop()
+            server = Txkestrel(work / "kestrel", sync)
+            result = load("put-many", server.port, "-c", "100", "-n", str(options.items), "-b", "1024")
+            report["sync"].append({"sync_journal": sync, "clients": 100} | summary(result, "put", "put"))
+            server.stop()
+        server = Txkestrel(work / "kestrel", "never")
+        baseline = server.rss_mb()
+        load("put-many", server.port, "-c", "10", "-n", str(options.memory_items), "-b", "64")
+        items = int(RawClient(server.port).stats()["curr_items"])
+        report["memory"] = {"items": items, "item_bytes": 64, "rss_mb_empty": baseline, "rss_mb_full": server.rss_mb()}
+        server.stop()
+    finally:
+        memcached.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
