@@ -24,6 +24,7 @@ from kestrel.journal.writer import JournalWriter
 from kestrel.waiters import DeadlineWaitQueue
 
 MAX_XID = 2**31 - 1
+PLACEHOLDER_BYTES = records.record_size(records.ADDX)
 
 
 class QueueUnavailable(Exception):
@@ -547,6 +548,13 @@ class PersistentQueue:
         while self._checkpoints and self._checkpoints[0].serial < serial:
             passed = self._checkpoints.popleft()
         if passed is None:
+            return
+        # A pack writes a placeholder for every item consumed since its checkpoint, about the
+        # whole backlog: wait until it frees at least twice what it writes, or packing would
+        # cost more than it saves on a deep queue.
+        writes = PLACEHOLDER_BYTES * (len(passed.returned_seqs) + len(passed.seqs)) + self.memory_bytes
+        if self.journal.bytes_through(passed.serial) < 2 * writes:
+            self._checkpoints.appendleft(passed)
             return
         alive = {item.seq: item for item in self._memory}
         alive.update((item.seq, item) for item, _ in self._open.values())

@@ -10,7 +10,7 @@ file holds what.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from kestrel.journal import files, records
 
@@ -32,6 +32,13 @@ def encode_state(opens: Iterable[tuple[int, object]], items: Iterable[object | N
             yield records.encode_addx(b"", 0, 0)
         else:
             yield records.encode_addx(item.data, item.add_time, item.expiry)
+
+
+def fsync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_all(fd: int, data: bytes | bytearray) -> None:
@@ -68,14 +75,33 @@ class JournalFiles:
         if self._current is not None:
             os.fsync(self._current)
 
-    def close(self) -> None:
-        if self._current is not None:
+    def fsync_aside(self, run_elsewhere: Callable[..., None] | None) -> None:
+        """
+        A periodic fsync that does not hold up the writes queued behind it: it runs on a
+        duplicate descriptor on another thread. (A write waiting for an fsync has not reached
+        the OS, so a killed process would lose it.)
+        """
+        if self._current is None:
+            return
+        if run_elsewhere is None:
             os.fsync(self._current)
+        else:
+            run_elsewhere(fsync_and_close, os.dup(self._current))
+
+    def close(self) -> None:
+        self.fsync()
+        self._close_without_sync()
+
+    def _close_without_sync(self) -> None:
+        if self._current is not None:
             os.close(self._current)
             self._current = None
 
-    def rotate(self, rotated_filename: str) -> None:
-        self.close()
+    def rotate(self, rotated_filename: str, sync: bool = True) -> None:
+        """Rename the current file away and start a new one; `sync` fsyncs the old one first."""
+        if sync:
+            self.fsync()
+        self._close_without_sync()
         self._rename_if_present(self.name, rotated_filename)
         self.write(b"")
         files.fsync_directory(self.directory)

@@ -82,6 +82,10 @@ class Journal:
     def current_serial(self) -> int:
         return self._segments[-1].serial
 
+    def bytes_through(self, serial: int) -> int:
+        """Bytes in the files up to and including the one with that serial."""
+        return sum(segment.size for segment in self._segments if segment.serial <= serial)
+
     def filenames(self) -> list[str]:
         return [segment.filename for segment in self._segments]
 
@@ -130,12 +134,17 @@ class Journal:
             self._buffer = buffer
         self._buffer += record
         self._segments[-1].size += len(record)
+        self._writer.unwritten_bytes += len(record)
         if self.sync_journal and self._sync_call is None:
             self._sync_call = self._clock.callLater(self.sync_journal, self._periodic_sync)
 
     def durable(self) -> Deferred | None:
-        """With `sync_journal = 0`: a Deferred that fires once what was appended is fsynced."""
-        if self.sync_journal != 0:
+        """
+        With `sync_journal = 0`: a Deferred that fires once what was appended is fsynced. Any
+        journal waits for the writer while it lags behind (see JournalWriter.behind), so a
+        reply never gets far ahead of the disk, and neither does memory.
+        """
+        if self.sync_journal != 0 and not self._writer.behind(self.sync_journal):
             return None
         if self.failure is not None:
             return fail(self.failure)
@@ -147,7 +156,8 @@ class Journal:
         current.filename = files.rotated_name(self.name, self._timestamp())
         self._archived += current.size
         self._new_segment(self.name)
-        self._queue(self._files.rotate, current.filename)
+        # A journal that never fsyncs need not pay for it on every rotation.
+        self._queue(self._files.rotate, current.filename, self.sync_journal is not None)
         return current.serial
 
     def rewrite(self, opens: list[tuple[int, object]], items: list[object]) -> None:
@@ -248,7 +258,7 @@ class Journal:
 
     def _periodic_sync(self) -> None:
         self._sync_call = None
-        self._queue(self._files.fsync)
+        self._queue(self._files.fsync_aside, self._writer.background_sync)
 
     def _cancel_sync(self) -> None:
         if self._sync_call is not None:

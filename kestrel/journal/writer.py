@@ -20,6 +20,11 @@ from twisted.python.failure import Failure
 
 Operation = tuple[Callable[..., Any], tuple, "Deferred | None"]
 
+# How far the journals may run ahead of the writer thread before replies wait for it: the
+# most a killed process can lose of what it acknowledged (sync_journal other than 0), and a
+# bound on the memory that pending writes take.
+MAX_UNWRITTEN_BYTES = 8 * 1024**2
+
 
 class BatchSource(Protocol):
     """What a journal gives the writer: its queued operations, taken once per batch."""
@@ -60,12 +65,13 @@ def run_batch(work: list[tuple[BatchSource, list[Operation]]]) -> tuple[Complete
 class Batch:
     """The operations sent to the thread together, and who waits for them."""
 
-    __slots__ = ("work", "waiters", "handed_at")
+    __slots__ = ("work", "waiters", "handed_at", "bytes")
 
     def __init__(self):
         self.work: list[tuple[BatchSource, list[Operation]]] = []
         self.waiters: list[tuple[BatchSource | None, Deferred]] = []
         self.handed_at = 0.0  # perf_counter() when the batch went to the thread
+        self.bytes = 0  # journal bytes it writes
 
     def lost(self, failure: Failure) -> tuple[Completed, Failed]:
         """The outcome of a batch that never ran: nothing completed, every journal failed."""
@@ -81,10 +87,16 @@ class JournalWriter(Service):
         self._clock = clock
         self._runner = runner
         self._pool = None
+        self._sync_pool = None
+        # Runs a function on the fsync thread (thread-safe), or None: periodic fsyncs then run
+        # in line on the writer thread.
+        self.background_sync: Callable[..., None] | None = None
         self._dirty: dict[BatchSource, None] = {}
         self._next = Batch()
         self._in_flight: Batch | None = None
         self._flush_call = None
+        # Journal bytes appended and not yet handed to the thread (journals add to it).
+        self.unwritten_bytes = 0
         # Called with the seconds each batch took from being handed to the thread to its
         # completion (the server's fsync delay metric).
         self.batch_observer: Callable[[float], None] | None = None
@@ -99,6 +111,9 @@ class JournalWriter(Service):
             self._pool = ThreadPool(minthreads=1, maxthreads=1, name="kestrel-journal")
             self._pool.start()
             self._runner = lambda function, *args: deferToThreadPool(reactor, self._pool, function, *args)
+            self._sync_pool = ThreadPool(minthreads=1, maxthreads=1, name="kestrel-fsync")
+            self._sync_pool.start()
+            self.background_sync = self._sync_pool.callInThread
 
     def stopService(self) -> Deferred:
         super().stopService()
@@ -107,8 +122,9 @@ class JournalWriter(Service):
         def stop_pool(result):
             if self._pool is not None:
                 self._pool.stop()
-                self._pool = None
-                self._runner = None
+                self._sync_pool.stop()  # waits for the periodic fsyncs still running
+                self._pool = self._sync_pool = None
+                self._runner = self.background_sync = None
             return result
 
         return drained.addBoth(stop_pool)
@@ -119,6 +135,17 @@ class JournalWriter(Service):
             self._dirty[source] = None
             if self._flush_call is None and self._in_flight is None:
                 self._flush_call = self._clock.callLater(0, self.flush)
+
+    def behind(self, period: float | None = None) -> bool:
+        """
+        Whether replies should wait for the thread: more than MAX_UNWRITTEN_BYTES are waiting
+        for it, or (for a journal fsynced every `period`) its batch has taken longer than a
+        period, so that what a killed process loses stays within one period.
+        """
+        in_flight = self._in_flight
+        if self.unwritten_bytes + (in_flight.bytes if in_flight is not None else 0) > MAX_UNWRITTEN_BYTES:
+            return True
+        return bool(period) and in_flight is not None and perf_counter() - in_flight.handed_at > period
 
     def when_done(self, source: BatchSource) -> Deferred:
         """A Deferred that fires once every operation `source` has queued so far has run."""
@@ -151,6 +178,7 @@ class JournalWriter(Service):
         if self._runner is None:
             raise RuntimeError("the journal writer is not running")
         batch, self._next = self._next, Batch()
+        batch.bytes, self.unwritten_bytes = self.unwritten_bytes, 0
         batch.work = [(source, source.take_operations()) for source in self._dirty]
         self._dirty = {}
         self._in_flight = batch

@@ -315,8 +315,8 @@ def test_a_restarted_queue_packs_the_files_its_cursor_passes(harness):
     files_before = len(harness.journal_files())
     assert files_before > 10
     queue = harness.restart(queue, **options)
-    assert [take(queue) for _ in range(40)] == list(range(40))
+    assert [take(queue) for _ in range(50)] == list(range(50))
     harness.settle()
     assert len(harness.journal_files()) < files_before / 2
     queue = harness.restart(queue, **options)
-    assert [take(queue) for _ in range(20)] == list(range(40, 60))
+    assert [take(queue) for _ in range(10)] == list(range(50, 60))

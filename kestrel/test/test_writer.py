@@ -204,7 +204,7 @@ def test_periodic_sync_fsyncs_once_per_period_while_there_are_unsynced_writes(cl
     clock.advance(0.1)
     clock.advance(0)
     [[(_, operations)]] = runner.batches()
-    assert operation_names(operations) == ["fsync"]
+    assert operation_names(operations) == ["fsync_aside"]
     runner.run_all()
 
     clock.advance(10)
@@ -229,7 +229,7 @@ def test_periodic_sync_starts_again_with_the_next_write(clock, runner, make_jour
         [[(_, operations)]] = runner.batches()[:1]
         names.append(operation_names(operations))
         runner.run_next()
-    assert names == [["write"], ["fsync"]]
+    assert names == [["write"], ["fsync_aside"]]
 
 
 def test_closing_a_journal_cancels_its_periodic_sync(clock, runner, make_journal):
@@ -292,3 +292,20 @@ def test_a_lost_batch_marks_every_journal_in_it_failed(clock, runner, make_journ
     result.errback(RuntimeError("thread pool stopped"))
 
     assert journal.failure is not None
+
+
+def test_replies_wait_for_a_writer_that_lags_far_behind(clock, runner, writer, make_journal, monkeypatch):
+    monkeypatch.setattr("kestrel.journal.writer.MAX_UNWRITTEN_BYTES", 1000)
+    journal = make_journal(sync_journal=None)
+    journal.append(records.encode_addx(b"x" * 400, 1, 0))
+    assert journal.durable() is None  # never-synced, and the writer keeps up
+    clock.advance(0)  # the first batch goes to the thread and stays there
+    for _ in range(3):
+        journal.append(records.encode_addx(b"x" * 400, 1, 0))
+    assert writer.behind()
+    waiting = journal.durable()
+    assert waiting is not None and not waiting.called
+    runner.run_next()  # the first batch; the next one, with our records, goes out
+    assert not waiting.called
+    runner.run_next()
+    assert waiting.called and not writer.behind()

@@ -17,5 +17,6 @@ def test_kills_with_a_periodic_fsync_lose_only_what_was_acknowledged_just_before
     assert result.stored > 1000
     assert not result.invented and not result.not_returned, result
     # Replies do not wait for the disk: what a kill loses was acknowledged moments before it
-    # (the writer had not written it yet), well within one sync period plus scheduling.
-    assert result.lost_within_seconds_of_a_kill < 0.5, result
+    # (the writer had not written it yet): within one sync period plus scheduling, because
+    # replies wait for a writer whose batch takes longer than the period.
+    assert result.lost_within_seconds_of_a_kill < 0.3, result
