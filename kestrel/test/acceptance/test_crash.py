@@ -19,4 +19,4 @@ def test_kills_with_a_periodic_fsync_lose_only_what_was_acknowledged_just_before
     # Replies do not wait for the disk: what a kill loses was acknowledged moments before it
     # (the writer had not written it yet): within one sync period plus scheduling, because
     # replies wait for a writer whose batch takes longer than the period.
-    assert result.lost_within_seconds_of_a_kill < 0.3, result
+    assert result.lost_within_seconds_of_a_kill < 0.5, result
