@@ -33,6 +33,8 @@ from kestrel.status import StatusError, StatusNotConfigured
 
 NO_ITEM = b"*\n"
 DONE = b"+0\n"
+# The journal keeps an expiry as a signed 64-bit count of milliseconds.
+MAX_EXPIRY_MS = 2**63 - 1
 
 
 class TextError(Exception):
@@ -308,6 +310,8 @@ class TextProtocol(SessionConnection, Protocol):
                 expiry_ms = parse_ms(args[1], "Error parsing expiration time.")
                 if expiry_ms > 0:
                     expiry = int(self.server.clock.seconds() * 1000) + expiry_ms
+                if expiry > MAX_EXPIRY_MS:
+                    raise TextError("Error parsing expiration time.")
             self.session.check_writable("put")
         except (TextError, ValueError, SessionError) as error:
             return PutRequest(name, 0, error_reply(str(error)))

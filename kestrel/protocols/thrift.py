@@ -5,10 +5,10 @@ The framing is ours, on Int32StringReceiver: a 4-byte big-endian length, then th
 Frames wait in one bytearray (Int32StringReceiver's own buffer is copied whole on every
 read, which is quadratic for a large frame arriving in pieces). A frame longer than
 `max_value_size` is not buffered: its bytes are skipped as they arrive, and it is
-answered with a PROTOCOL_ERROR application exception, after which the connection goes
-on. Each frame is checked by `thrift_scan` before thriftpy2 decodes it; one that fails is
-answered with a PROTOCOL_ERROR, or, when not even its header is readable, the connection
-is closed.
+answered with a PROTOCOL_ERROR application exception as soon as its header is in, after
+which the connection goes on. Each frame is checked by `thrift_scan` before thriftpy2
+decodes it; one that fails is answered with a PROTOCOL_ERROR, or, when not even its
+header is readable, the connection is closed.
 
 Calls are answered in order. A call whose answer has to wait (a get with a timeout)
 holds the frames behind it. An unknown method, a refusal (server status, bad queue
@@ -62,11 +62,22 @@ _length = Struct("!I")
 class OversizedFrame:
     """A frame skipped for its length: what is kept of its start, to answer it by name."""
 
-    __slots__ = ("length", "head")
+    __slots__ = ("length", "head", "answered")
 
     def __init__(self, length: int):
         self.length = length
         self.head = bytearray()
+        self.answered = False
+
+    def header_is_in(self) -> bool:
+        """True once the head holds the message header, or all of the frame's start that is kept."""
+        if len(self.head) >= min(HEADER_BYTES, self.length):
+            return True
+        try:
+            read_header(bytes(self.head))
+        except MalformedFrame:
+            return False
+        return True
 
 
 class ThriftProtocol(SessionConnection, Int32StringReceiver):
@@ -149,12 +160,15 @@ class ThriftProtocol(SessionConnection, Int32StringReceiver):
                 self.log.warn("closing a connection from {peer} that does not speak Thrift", peer=self.transport.getPeer())
                 self._close()
                 return position + taken
+        if not skipped.answered and skipped.header_is_in():
+            # Answer now, in order: a client need not send gigabytes to hear why they are refused.
+            skipped.answered = True
+            self._frames.append(skipped)
+            self._process()
         self._skip_left -= taken
         if self._skip_left == 0:
             self._skipping = None
             self.resetTimeout()
-            self._frames.append(skipped)
-            self._process()
         return position + taken
 
     def stringReceived(self, frame: bytes) -> None:
