@@ -36,6 +36,8 @@ _XID_RECORD = Struct("<bi")
 _ADD_TIMES_SIZE = _I32.size
 _ITEM_TIMES_SIZE = _ITEM_FIELDS.size - _I32.size
 
+# Times (add time, expiry) are signed 64-bit counts of milliseconds.
+MAX_TIME = 2**63 - 1
 REMOVE_BYTES = bytes((REMOVE,))
 REMOVE_TENTATIVE_BYTES = bytes((REMOVE_TENTATIVE,))
 

@@ -1,10 +1,8 @@
 """
-What the text and Thrift connections do around their requests, the same for both: a
-session for the connection's life, the connection limit, the idle timeout, replies in
-order (those produced while one burst of input is parsed go out in one write), and
-answers that wait, holding the requests behind them.
-
-The memcache protocol does the same things in its own class, from before this module.
+What every client connection (memcache, text, Thrift) does around its requests: a session
+for the connection's life, the connection limit, the idle timeout, replies in order (those
+produced while one burst of input is parsed go out in one write), and answers that wait,
+holding the requests behind them.
 """
 
 from __future__ import annotations
@@ -138,6 +136,22 @@ class SessionConnection(TimeoutMixin):
         if self._paused:
             self._paused = False
             self.transport.resumeProducing()
+        self._process()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Buffer input in `self._buffer` (a bytearray) for `_process`. While an answer waits,
+        only buffer: a client pipelining more than a request's worth without reading its
+        replies is not read until it catches up.
+        """
+        self.server.stats.bytes_read += len(data)
+        if self._closing:
+            return
+        self._buffer += data
+        if self._waiting:
+            config = self.server.config
+            self._hold_input(len(self._buffer), config.max_value_size + config.max_line_length)
+            return
         self._process()
 
     def _hold_input(self, backlog: int, limit: int) -> None:

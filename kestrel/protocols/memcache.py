@@ -18,6 +18,7 @@ from twisted.logger import Logger
 
 from kestrel.collection import InvalidQueueName
 from kestrel.config import ConfigError
+from kestrel.journal import records
 from kestrel.queue import Item, QueueUnavailable
 from kestrel.server import KestrelServer
 from kestrel.protocols.connection import SessionConnection
@@ -46,9 +47,10 @@ def memcache_expiry(exptime: int, now: float) -> int:
     """An item expiry in epoch ms (0 = none) from a memcache exptime in seconds."""
     if exptime == 0:
         return 0
-    if exptime >= RELATIVE_EXPTIME_LIMIT:
-        return exptime * 1000
-    return int(now * 1000) + exptime * 1000
+    expiry = exptime * 1000 if exptime >= RELATIVE_EXPTIME_LIMIT else int(now * 1000) + exptime * 1000
+    if not -records.MAX_TIME <= expiry <= records.MAX_TIME:
+        raise ClientError(f"bad exptime: {exptime} is out of range", close=True)
+    return expiry
 
 
 class GetRequest:
@@ -130,16 +132,6 @@ class MemcacheProtocol(SessionConnection, Protocol):
 
     def _request_failed(self, error: BaseException) -> None:
         self._server_error(str(error))
-
-    def dataReceived(self, data: bytes) -> None:
-        self.stats.bytes_read += len(data)
-        if self._closing:
-            return
-        self._buffer += data
-        if self._waiting:
-            self._hold_input(len(self._buffer), self._max_value + self._max_line)
-            return
-        self._process()
 
     # Framing
 

@@ -25,6 +25,7 @@ from twisted.logger import Logger
 
 from kestrel.collection import InvalidQueueName
 from kestrel.config import validate_queue_name
+from kestrel.journal import records
 from kestrel.protocols.connection import SessionConnection
 from kestrel.queue import Item
 from kestrel.server import KestrelServer
@@ -33,8 +34,6 @@ from kestrel.status import StatusError, StatusNotConfigured
 
 NO_ITEM = b"*\n"
 DONE = b"+0\n"
-# The journal keeps an expiry as a signed 64-bit count of milliseconds.
-MAX_EXPIRY_MS = 2**63 - 1
 
 
 class TextError(Exception):
@@ -112,16 +111,6 @@ class TextProtocol(SessionConnection, Protocol):
 
     def _refuse_connection(self) -> None:
         self.transport.write(error_reply("Too many connections."))
-
-    def dataReceived(self, data: bytes) -> None:
-        self.server.stats.bytes_read += len(data)
-        if self._closing:
-            return
-        self._buffer += data
-        if self._waiting:
-            self._hold_input(len(self._buffer), self._max_item + self._max_line)
-            return
-        self._process()
 
     # Framing
 
@@ -310,7 +299,7 @@ class TextProtocol(SessionConnection, Protocol):
                 expiry_ms = parse_ms(args[1], "Error parsing expiration time.")
                 if expiry_ms > 0:
                     expiry = int(self.server.clock.seconds() * 1000) + expiry_ms
-                if expiry > MAX_EXPIRY_MS:
+                if expiry > records.MAX_TIME:
                     raise TextError("Error parsing expiration time.")
             self.session.check_writable("put")
         except (TextError, ValueError, SessionError) as error:

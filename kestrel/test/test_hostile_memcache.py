@@ -13,7 +13,7 @@ REQUESTS = [
     b"get q\r\n", b"get q/open\r\n", b"get q/close/open\r\n", b"get q/abort\r\n", b"get q/peek\r\n",
     b"get q/t=5\r\n", b"get q/t=-5\r\n", b"get q/t=abc\r\n", b"get /open\r\n", b"get q/open/peek\r\n",
     b"set q 0 0 3\r\nabc\r\n", b"set q 0 0 3 noreply\r\nabc\r\n", b"set q x 0 3\r\nabc\r\n",
-    b"set q 0 x 3\r\nabc\r\n", b"set q 0 0 -1\r\n", b"set q 0 0 99999999999\r\n", b"set q 0 0\r\n",
+    b"set q 0 x 3\r\nabc\r\n", b"set q 0 99999999999999999999 1\r\nx\r\n", b"set q 0 0 -1\r\n", b"set q 0 0 99999999999\r\n", b"set q 0 0\r\n",
     b"set a.b 0 0 1\r\nx\r\n", b"set q+c+d 0 0 1\r\nx\r\n", b"add q 0 0 1\r\nx\r\n", b"monitor q 1 2\r\n",
     b"monitor q\r\n", b"confirm q 1\r\n", b"confirm q x\r\n", b"delete q\r\n", b"flush q\r\n",
     b"flush_all\r\n", b"flush_expired q\r\n", b"stats\r\n", b"dump_stats q r\r\n", b"status\r\n",

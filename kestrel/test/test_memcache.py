@@ -1134,3 +1134,10 @@ def test_disconnect_hands_the_oldest_aborted_item_to_the_first_waiter(kestrel):
     holder.disconnect()
     assert waiter.written() == value(b"q/t=1000", b"one")
     assert kestrel.contents("q") == [b"two"]
+
+
+def test_an_exptime_beyond_the_journal_range_is_a_client_error(client):
+    reply = client.send(b"set q 0 99999999999999999999 1\r\nx\r\n")
+    assert_client_error(reply)
+    assert b"exptime" in reply
+    assert client.closed
