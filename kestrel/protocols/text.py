@@ -27,7 +27,7 @@ from kestrel.collection import InvalidQueueName
 from kestrel.config import validate_queue_name
 from kestrel.journal import records
 from kestrel.protocols.connection import SessionConnection
-from kestrel.queue import Item
+from kestrel.queue import Item, QueueUnavailable
 from kestrel.server import KestrelServer
 from kestrel.session import SessionError
 from kestrel.status import StatusError, StatusNotConfigured
@@ -169,7 +169,7 @@ class TextProtocol(SessionConnection, Protocol):
         """Run a request's handler, turning each kind of refusal into its `-` reply."""
         try:
             handler(*args)
-        except (TextError, InvalidQueueName, SessionError, StatusError) as error:
+        except (TextError, InvalidQueueName, SessionError, StatusError, QueueUnavailable) as error:
             self._reply(error_reply(str(error)))
         except Exception:
             self.log.failure("request {handler} failed", handler=handler.__name__)
@@ -311,8 +311,13 @@ class TextProtocol(SessionConnection, Protocol):
             return
         try:
             stored = self.session.set(put.name, data, put.expiry)
-        except (InvalidQueueName, SessionError) as error:
+        except (InvalidQueueName, SessionError, QueueUnavailable) as error:
             put.refusal = error_reply(str(error))
+            return
+        except Exception:
+            # Item lines are not requests of their own, so they need their own guard.
+            self.log.failure("put to {queue} failed", queue=put.name)
+            put.refusal = error_reply("Internal error.")
             return
         # A refused item (the queue is full) is not counted, and the put goes on.
         if stored:

@@ -109,3 +109,16 @@ def test_memcache_set_on_a_failing_journal_is_a_server_error(harness, full_disk)
     assert reply.startswith(b"SERVER_ERROR queue q cannot be written")
     reader = connect(kestrel)
     assert reader.send(b"get q\r\n") == b"VALUE q 0 1\r\na\r\nEND\r\n"
+
+
+def test_text_put_on_a_failing_journal_is_an_error_reply(harness, full_disk):
+    from kestrel.test.test_text import connect as connect_text
+
+    kestrel = ServerHarness(harness)
+    client = connect_text(kestrel)
+    assert client.send(b"put q:\na\n\n") == b"+1\n"
+    full_disk.full = True
+    client.send(b"put q:\nlost\n\n")
+    kestrel.settle()
+    assert client.send(b"put q:\nb\n\n").startswith(b"-queue q cannot be written")
+    assert not client.closed
