@@ -73,9 +73,16 @@ class ThriftHandler:
         auto_abort = auto_abort_msec / 1000 if auto_abort_msec and auto_abort_msec > 0 else 0.0
         return ThriftGet(self, name, max_items or 0, deadline, auto_abort).run()
 
-    def confirm(self, queue_name: bytes, ids: list[int] | None) -> int:
+    def confirm(self, queue_name: bytes, ids: list[int] | None) -> int | Deferred:
         # Handles are server-wide: the queue name does not narrow the lookup (as in Kestrel).
-        return self.handles.confirm(ids or ())
+        ids = ids or ()
+        names = self.handles.queue_names(ids)
+        confirmed = self.handles.confirm(ids)
+        # On queues that fsync every write, the count acknowledges durable confirms.
+        waits = [wait for wait in (self.session.collection.durability(name, fanout=False) for name in names) if wait]
+        if waits:
+            return gatherResults(waits, consumeErrors=True).addCallback(lambda _: confirmed)
+        return confirmed
 
     def abort(self, queue_name: bytes, ids: list[int] | None) -> int:
         return self.handles.abort(ids or ())

@@ -86,6 +86,10 @@ class TransactionHandles:
         handle.timer = self.clock.callLater(timeout, self._time_out, handle.id)
         return handle.id
 
+    def queue_names(self, handle_ids: Iterable[int]) -> set[str]:
+        """The queues of the open reads among these handles."""
+        return {self._handles[handle_id].name for handle_id in handle_ids if handle_id in self._handles}
+
     def confirm(self, handle_ids: Iterable[int]) -> int:
         """Confirm the reads behind these handles; returns how many were open."""
         confirmed = 0

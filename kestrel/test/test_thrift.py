@@ -764,6 +764,24 @@ def test_put_to_a_queue_that_fsyncs_waits_for_the_fsync(thrift_held_writes):
     assert [(reply.seqid, reply.value) for reply in client.replies()] == [(1, 2), (2, __version__)]
 
 
+def test_confirm_on_a_queue_that_fsyncs_waits_for_the_fsync(thrift_held_writes):
+    kestrel, runner = thrift_held_writes
+    client = kestrel.connect()
+    client.send(call_frame("put", "q", [b"a"], seqid=1))
+    kestrel.clock.advance(0)
+    runner.run_all()
+    client.send(call_frame("get", "q", 1, 0, 5000, seqid=2))
+    kestrel.clock.advance(0)
+    runner.run_all()
+    replies = client.replies()
+    [item] = replies[-1].value
+    assert client.send(call_frame("confirm", "q", {item.id}, seqid=3)) == []
+    kestrel.clock.advance(0)
+    assert client.replies() == []
+    runner.run_all()
+    assert [(reply.seqid, reply.value) for reply in client.replies()] == [(3, 1)]
+
+
 def test_a_failed_fsync_is_an_internal_error(thrift_held_writes):
     kestrel, runner = thrift_held_writes
     client = kestrel.connect()
