@@ -21,7 +21,6 @@ from kestrel.journal import files, records
 from kestrel.journal.disk import JournalFiles, ReadBehindCursor
 from kestrel.journal.writer import JournalWriter, Operation
 
-
 WRITE_RETRY_INTERVAL = 1.0
 
 

@@ -20,9 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from kestrel.load.process import KestrelProcess, RawClient, free_port, write_config
 from kestrel.load.replay import resident_memory
-from kestrel.test.acceptance.server import KestrelProcess, RawClient, write_config
-from kestrel.test.acceptance.crash import free_port
 
 SERVER_CORE = "0"
 LOAD_CORE = "1"

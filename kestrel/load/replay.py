@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kestrel.config import parse_size
 from kestrel.journal import records
-from kestrel.test.acceptance.server import KestrelProcess, write_config
+from kestrel.load.process import KestrelProcess, write_config
 
 
 def write_journal(path: Path, items: int, item_size: int) -> int:

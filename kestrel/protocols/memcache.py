@@ -19,9 +19,9 @@ from twisted.logger import Logger
 from kestrel.collection import InvalidQueueName
 from kestrel.config import ConfigError
 from kestrel.journal import records
+from kestrel.protocols.connection import SessionConnection
 from kestrel.queue import Item, QueueUnavailable
 from kestrel.server import KestrelServer
-from kestrel.protocols.connection import SessionConnection
 from kestrel.session import ReadStillOpen, TooManyOpenReads, Unavailable
 from kestrel.status import StatusError, StatusNotConfigured
 

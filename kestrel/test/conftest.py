@@ -6,7 +6,13 @@ from twisted.logger import globalLogPublisher
 
 from kestrel.config import QueueConfig
 from kestrel.journal.writer import JournalWriter
-from kestrel.test.support import START, CapturedLogs, QueueHarness, RecordingRunner, ServerHarness
+from kestrel.test.support import (
+    START,
+    CapturedLogs,
+    QueueHarness,
+    RecordingRunner,
+    ServerHarness,
+)
 
 
 @pytest.fixture

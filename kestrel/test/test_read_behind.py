@@ -2,7 +2,6 @@
 
 import os
 
-
 from kestrel.config import QueueConfig
 from kestrel.journal.writer import JournalWriter
 from kestrel.queue import PersistentQueue

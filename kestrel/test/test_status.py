@@ -5,7 +5,13 @@ import os
 import pytest
 from twisted.internet.task import Clock
 
-from kestrel.status import ForbiddenStatus, ServerStatus, Status, StatusNotConfigured, UnknownStatus
+from kestrel.status import (
+    ForbiddenStatus,
+    ServerStatus,
+    Status,
+    StatusNotConfigured,
+    UnknownStatus,
+)
 from kestrel.test.support import pending_calls
 
 GRACE = 30.0

@@ -1,6 +1,6 @@
 import pytest
 
-from kestrel.test.acceptance.server import KestrelProcess, write_config
+from kestrel.load.process import KestrelProcess, write_config
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import socket
 import tempfile
 import threading
 import time
@@ -30,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kestrel.test.acceptance.server import KestrelProcess, RawClient, write_config
+from kestrel.load.process import KestrelProcess, RawClient, free_port, write_config
 
 QUEUE = "crash"
 QUEUE_CONFIG = f"""
@@ -44,10 +43,6 @@ min_journal_compact_delay = "0s"
 PAYLOAD = b"p" * 400
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

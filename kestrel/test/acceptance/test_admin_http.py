@@ -2,7 +2,7 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from kestrel.test.acceptance.server import wait_until, write_config
+from kestrel.load.process import wait_until, write_config
 
 
 def metrics(kestrel) -> dict[tuple[str, tuple], float]:

@@ -2,7 +2,7 @@
 
 import time
 
-from kestrel.test.acceptance.server import wait_until
+from kestrel.load.process import wait_until
 
 
 def can_write(kestrel) -> bool:

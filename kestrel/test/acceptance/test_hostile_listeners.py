@@ -16,9 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from thriftpy2.thrift import TApplicationException
 
 from kestrel import __version__
-from kestrel.test.acceptance.server import KestrelProcess, RawClient, TextClient, wait_until
+from kestrel.load.process import KestrelProcess, RawClient, TextClient, wait_until
 from kestrel.test.acceptance.test_thrift_server import RawThrift
-from kestrel.test.test_hostile_admin import HEADERS, METHODS, PATHS, QUERIES, VERSIONS, http_request
+from kestrel.test.test_hostile_admin import (
+    HEADERS,
+    METHODS,
+    PATHS,
+    QUERIES,
+    VERSIONS,
+    http_request,
+)
 from kestrel.test.test_hostile_memcache import REQUESTS as MEMCACHE_REQUESTS
 from kestrel.test.test_hostile_text import REQUESTS as TEXT_REQUESTS
 from kestrel.test.test_hostile_thrift import CALLS, HUGE_DECLARATIONS, PUT_HEADER

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from kestrel.test.acceptance.server import KestrelProcess, wait_until, write_config
+from kestrel.load.process import KestrelProcess, wait_until, write_config
 
 LISTENERS = """
 text_listen = "tcp:0:interface=127.0.0.1"

@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.filepath import FilePath
 
-from kestrel.test.acceptance.server import wait_until
+from kestrel.load.process import wait_until
 
 MANHOLE = '[manhole]\nlisten = "tcp:0:interface=127.0.0.1"\nauthorized_keys = "manhole_keys"\n'
 

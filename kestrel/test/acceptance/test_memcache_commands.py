@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from kestrel.test.acceptance.server import RawClient, wait_until
+from kestrel.load.process import RawClient, wait_until
 
 
 @pytest.fixture

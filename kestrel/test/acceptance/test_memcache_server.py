@@ -13,7 +13,7 @@ import pytest_twisted
 from twisted.internet import protocol, reactor
 from twisted.protocols.memcache import MemCacheProtocol
 
-from kestrel.test.acceptance.server import TWISTD, RawClient, wait_until
+from kestrel.load.process import TWISTD, RawClient, wait_until
 
 
 def queue_stat(client: RawClient, queue: str, key: str) -> int:

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from kestrel import __version__
-from kestrel.test.acceptance.server import wait_until
+from kestrel.load.process import wait_until
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 from thriftpy2.thrift import TApplicationException
 
 from kestrel import __version__
+from kestrel.load.process import wait_until
 from kestrel.protocols.thrift_codec import ThriftItem, ThriftStatus
-from kestrel.test.acceptance.server import wait_until
 from kestrel.test.test_thrift import Reply, call_frame, framed, message
 
 

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from kestrel.test.acceptance.server import wait_until
+from kestrel.load.process import wait_until
 
 
 def tool(module: str, *args: str) -> subprocess.CompletedProcess:

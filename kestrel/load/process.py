@@ -1,5 +1,6 @@
 """
-A real `twistd -n kestrel` process for acceptance tests, and a raw memcache client.
+A real `twistd -n kestrel` process, and raw clients to talk to it: used by the acceptance
+tests, the crash harness and the benchmark tools.
 
 The server listens on `tcp:0` on loopback; the harness reads the ports it got from the
 "listening for <protocol> on <host>:<port>" lines of its log.
@@ -41,6 +42,12 @@ DEFAULT_SERVER_OPTIONS = {
     "admin_listen": '"tcp:0:interface=127.0.0.1"',
     "max_open_transactions": "100",
 }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def write_config(directory: Path, server: str = "", queues: str = "", status_file: bool = True) -> Path:
