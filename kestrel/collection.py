@@ -55,6 +55,8 @@ class QueueCollection(Service):
         self.queue_creates = 0
         self.queue_deletes = 0
         self.queue_expires = 0
+        # Set before stopping when the server shuts down read-only or quiescent (Kestrel 3.9).
+        self.rewrite_empty_on_close = False
         # Called with (name, queue) after a queue is deleted, by those who hold its xids.
         self.deletion_observers: list[Callable[[str, PersistentQueue], None]] = []
 
@@ -73,7 +75,7 @@ class QueueCollection(Service):
         super().stopService()
         if self._sweeper is not None and self._sweeper.running:
             self._sweeper.stop()
-        self.close()
+        self.close(self.rewrite_empty_on_close)
 
     def load(self) -> None:
         """Create and replay every queue that has journal files, before anyone connects."""
@@ -85,9 +87,9 @@ class QueueCollection(Service):
                 self.log.warn("ignoring journal file with an illegal queue name: {name}", name=name)
         self._warn_masked_queues()
 
-    def close(self) -> None:
+    def close(self, rewrite_empty: bool = False) -> None:
         for queue in self._queues.values():
-            queue.close()
+            queue.close(rewrite_empty)
 
     # Names
 

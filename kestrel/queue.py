@@ -472,12 +472,18 @@ class PersistentQueue:
 
     # Closing
 
-    def close(self) -> None:
-        """Stop serving: blocked readers get no item, the journal is closed."""
+    def close(self, rewrite_if_empty: bool = False) -> None:
+        """
+        Stop serving: blocked readers get no item, the journal is closed. With
+        `rewrite_if_empty` (a shutdown while the server is read-only or quiescent), an empty
+        queue leaves a journal of just its open reads, so the next start replays nothing else.
+        """
         if self.closed:
             return
         self.closed = True
         self.waiters.evict_all()
+        if rewrite_if_empty and self.config.keep_journal and self.items == 0:
+            self._rewrite()
         self.journal.close()
 
     def destroy(self) -> None:

@@ -105,6 +105,8 @@ class KestrelService(MultiService):
 
     def stopService(self):
         self.log.info("txkestrel stopping")
+        # A server taken out of service first (read-only, quiescent) compacts its empty queues.
+        self.collection.rewrite_empty_on_close = not self.server.status.current.writable
         self.server.status.shut_down()
         return super().stopService()
 

@@ -697,3 +697,37 @@ def test_age_grows_with_the_clock_after_a_remove(harness):
     assert stat(queue, "age") == 10
     harness.clock.advance(0.010)
     assert stat(queue, "age") == 20
+
+
+# Closing while the server is out of service (read-only or quiescent) rewrites empty queues
+
+
+def test_graceful_close_empties_the_journal_of_an_empty_queue(harness):
+    queue = harness.queue()
+    queue.add(b"first")
+    queue.remove()
+    queue.close(rewrite_if_empty=True)
+    assert harness.journal_bytes() == b""
+    assert harness.queue().items == 0
+
+
+def test_graceful_close_keeps_the_journal_of_a_queue_with_items(harness):
+    queue = harness.queue()
+    queue.add(b"first")
+    queue.add(b"second")
+    queue.remove()
+    before = harness.journal_bytes()
+    queue.close(rewrite_if_empty=True)
+    assert harness.journal_bytes() == before
+
+
+def test_graceful_close_keeps_the_open_read_of_an_empty_queue(harness):
+    queue = harness.queue()
+    queue.add(b"first")
+    queue.add(b"second")
+    assert queue.confirm(queue.remove(transaction=True).xid)
+    assert queue.remove(transaction=True).xid == 2
+    queue.close(rewrite_if_empty=True)
+    assert dump(harness.journal_bytes()) == "add(6:0:second), remove-tentative(2)"
+    harness.queue()  # the restart rolls the read back
+    assert dump(harness.journal_bytes()) == "add(6:0:second), remove-tentative(2), unremove(2)"

@@ -171,3 +171,17 @@ def test_nonsense_is_a_client_error(kestrel):
     client = kestrel.client()
     assert client.request("die in a fire").startswith(b"CLIENT_ERROR ")
     assert client.closed_by_server()
+
+
+def test_a_read_only_shutdown_compacts_the_journals_of_empty_queues(kestrel, tmp_path):
+    client = kestrel.client()
+    for queue in ("drained", "full"):
+        for n in range(20):
+            client.set(queue, b"x" * 100)
+    for n in range(20):
+        client.get("drained")
+    assert client.request("status readonly") == b"END"
+    kestrel.stop()
+    spool = tmp_path / "spool"
+    assert (spool / "drained").stat().st_size == 0
+    assert (spool / "full").stat().st_size == 20 * 121
