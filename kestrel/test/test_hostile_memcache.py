@@ -1,12 +1,9 @@
 """Hostile byte streams on the memcache listener: never a crash, never harm to other connections."""
 
-import tempfile
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.logger import globalLogPublisher
 
-from kestrel.test.support import CapturedLogs, QueueHarness, ServerHarness
+from kestrel.test.hostile import cuts, hostile_example, restore_status, send_in_pieces
 from kestrel.test.test_memcache import connect, value
 
 REQUESTS = [
@@ -25,34 +22,24 @@ streams = st.lists(st.one_of(st.sampled_from(REQUESTS), st.binary(max_size=40)),
 
 
 @settings(max_examples=300, deadline=None)
-@given(stream=streams, cuts=st.lists(st.integers(0, 2000), max_size=6))
-def test_any_byte_stream_gets_replies_or_a_close_and_harms_nobody(stream, cuts):
-    logs = CapturedLogs()
-    globalLogPublisher.addObserver(logs)
-    try:
-        with tempfile.TemporaryDirectory() as directory:
-            kestrel = ServerHarness(QueueHarness(directory), status_file=f"{directory}/status", max_open_transactions=2)
-            bystander = connect(kestrel)
-            kestrel.add("calm", b"kept")
-            assert bystander.send(b"get calm/open\r\n") == value(b"calm/open", b"kept")
-            waiting = connect(kestrel)
-            waiting.send(b"get calm/t=60000\r\n")
+@given(stream=streams, offsets=cuts)
+def test_any_byte_stream_gets_replies_or_a_close_and_harms_nobody(stream, offsets):
+    with hostile_example(max_open_transactions=2) as kestrel:
+        bystander = connect(kestrel)
+        kestrel.add("calm", b"kept")
+        assert bystander.send(b"get calm/open\r\n") == value(b"calm/open", b"kept")
+        waiting = connect(kestrel)
+        waiting.send(b"get calm/t=60000\r\n")
 
-            hostile = connect(kestrel)
-            points = sorted({0, len(stream), *(cut % (len(stream) + 1) for cut in cuts)})
-            for start, end in zip(points, points[1:]):
-                hostile.send(stream[start:end])
-            kestrel.clock.advance(2)
-            hostile.disconnect()
-            kestrel.clock.advance(2)
-            kestrel.settle()
+        hostile = connect(kestrel)
+        send_in_pieces(hostile, stream, offsets)
+        kestrel.clock.advance(2)
+        hostile.disconnect()
+        kestrel.clock.advance(2)
+        kestrel.settle()
 
-            # The other connections were not disturbed.
-            assert not bystander.closed and not waiting.closed
-            kestrel.server.status.change(kestrel.server.status.current.__class__.UP)
-            assert bystander.send(b"get calm/abort\r\n") == b"END\r\n"
-            assert waiting.written() == value(b"calm/t=60000", b"kept")
-    finally:
-        globalLogPublisher.removeObserver(logs)
-    failures = [event for event in logs.events if "log_failure" in event]
-    assert not failures, [event["log_failure"].getTraceback() for event in failures]
+        # The other connections were not disturbed.
+        assert not bystander.closed and not waiting.closed
+        restore_status(kestrel)
+        assert bystander.send(b"get calm/abort\r\n") == b"END\r\n"
+        assert waiting.written() == value(b"calm/t=60000", b"kept")
