@@ -225,5 +225,11 @@ class AdminSite(Site):
             )
 
 
+# An admin connection idle this long is closed, unless the config's client_timeout says otherwise
+# (Twisted's own default is twelve hours).
+ADMIN_IDLE_TIMEOUT = 60.0
+
+
 def admin_site(server: KestrelServer) -> AdminSite:
-    return AdminSite(AdminResource(server))
+    timeout = server.config.client_timeout or ADMIN_IDLE_TIMEOUT
+    return AdminSite(AdminResource(server), timeout=timeout, reactor=server.clock)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
+from kestrel.admin import http as admin_http
 from kestrel.admin.http import AdminResource, AdminSite
 from kestrel.test.hostile import cuts, hostile_example, send_in_pieces
 from kestrel.test.support import ServerHarness
@@ -157,3 +158,15 @@ def test_each_request_gets_one_response_and_each_refusal_a_json_error(request):
         assert_answered(response)
         assert response.code < 400 or response.body, response.code
         assert not client.closed
+
+
+def test_an_idle_admin_connection_is_closed(harness):
+    kestrel = ServerHarness(harness)
+    channel = admin_http.admin_site(kestrel.server).buildProtocol(None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(b"GET /ping HTTP/1.1\r\nHost: x\r\n")  # a request never finished
+    kestrel.clock.advance(admin_http.ADMIN_IDLE_TIMEOUT - 1)
+    assert not transport.disconnecting
+    kestrel.clock.advance(2)
+    assert transport.disconnecting
