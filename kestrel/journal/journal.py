@@ -77,10 +77,6 @@ class Journal:
         """Bytes in the rotated files."""
         return self._archived
 
-    @property
-    def current_serial(self) -> int:
-        return self._segments[-1].serial
-
     def bytes_through(self, serial: int) -> int:
         """Bytes in the files up to and including the one with that serial."""
         return sum(segment.size for segment in self._segments if segment.serial <= serial)
