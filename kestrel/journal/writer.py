@@ -5,6 +5,9 @@ Journals queue their operations here during a reactor turn. At the end of the tu
 writer hands everything queued to its thread as one batch; while a batch is on the thread,
 new operations collect for the next one. So a burst of requests costs one write and at
 most one fsync per journal file (group commit), and the reactor never waits on the disk.
+
+A journal whose operation fails gets the operations that did not run back, to retry them.
+Periodic fsyncs run on a second thread, so that writes never queue behind them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class BatchSource(Protocol):
 
     def write_failed(self, failure: Failure, unrun: list[Operation]) -> None:
         """An operation failed; it and those after it (`unrun`) did not run and are handed back."""
+
 
 Completed = list[tuple["Deferred | None", Any]]
 Failed = list[tuple[BatchSource, Failure, list[Operation]]]
