@@ -22,9 +22,10 @@ from kestrel.session import Session
 class SessionConnection(TimeoutMixin):
     """
     A mixin for a Protocol. The protocol sets `server` before the connection is made and
-    implements `_process` (go on with buffered requests, inside `_begin_pass` and
-    `_end_pass`), `_refuse_connection` (what to write before closing a connection over
-    the limit) and `_request_failed` (the reply to an answer that failed).
+    implements `_handle_next` (handle the next buffered request; False when none is
+    complete), `_refuse_connection` (what to write before closing a connection over the
+    limit) and `_request_failed` (the reply to an answer that failed); a line protocol
+    also `_refuse_long_line`.
     """
 
     log = Logger()
@@ -38,6 +39,8 @@ class SessionConnection(TimeoutMixin):
     _paused = False
     # The replies of the parse pass under way; None outside a pass.
     _output: list[bytes] | None = None
+    # How much of `self._buffer` the requests handled in this pass took up.
+    _position = 0
 
     def connectionMade(self) -> None:
         if self.server.at_connection_limit():
@@ -65,11 +68,50 @@ class SessionConnection(TimeoutMixin):
     def _refuse_connection(self) -> None:
         raise NotImplementedError
 
-    def _process(self) -> None:
+    def _handle_next(self) -> bool:
+        raise NotImplementedError
+
+    def _refuse_long_line(self, limit: int) -> None:
         raise NotImplementedError
 
     def _request_failed(self, error: BaseException) -> None:
         raise NotImplementedError
+
+    # Requests
+
+    def _process(self) -> None:
+        """Handle buffered requests until one must wait, none is complete, or the connection closes."""
+        if not self._begin_pass():
+            return
+        try:
+            while not self._waiting and not self._closing and self._handle_next():
+                pass
+        finally:
+            if self._position:
+                del self._buffer[:self._position]
+                self._position = 0
+            self._end_pass()
+
+    def _next_line(self, limit: int) -> bytes | None:
+        """
+        The next whole line of the buffer without its line end, or None if it has not all
+        arrived. A line longer than `limit` (not counting "\r\n") is refused instead.
+        """
+        buffer = self._buffer
+        end = buffer.find(b"\n", self._position)
+        if end < 0:
+            # Its "\r" may already be in the buffer.
+            if len(buffer) - self._position > limit + 1:
+                self._refuse_long_line(limit)
+            return None
+        line = bytes(buffer[self._position:end])
+        self._position = end + 1
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > limit:
+            self._refuse_long_line(limit)
+            return None
+        return line
 
     # Replies
 

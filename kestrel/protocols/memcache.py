@@ -104,7 +104,6 @@ class MemcacheProtocol(SessionConnection, Protocol):
         self._max_line = server.config.max_line_length
         self._max_value = server.config.max_value_size
         self._buffer = bytearray()
-        self._position = 0
         self._storage: tuple[list[bytes], int] | None = None
         self._commands: dict[bytes, Callable[[list[bytes]], None]] = {
             b"get": self._get,
@@ -135,43 +134,25 @@ class MemcacheProtocol(SessionConnection, Protocol):
 
     # Framing
 
-    def _process(self) -> None:
-        if not self._begin_pass():
-            return
-        buffer = self._buffer
-        try:
-            while not self._waiting and not self._closing:
-                if self._storage is not None:
-                    tokens, length = self._storage
-                    if len(buffer) - self._position < length + 2:
-                        break
-                    data = bytes(buffer[self._position:self._position + length])
-                    # Like Kestrel, skip the two bytes after the data without checking them.
-                    self._position += length + 2
-                    self._storage = None
-                    self._storage_command(tokens, data)
-                    continue
-                end = buffer.find(b"\n", self._position)
-                if end < 0:
-                    # The limit is on the line itself; its "\r" may still be in this part.
-                    if len(buffer) - self._position > self._max_line + 1:
-                        self._refuse_long_line()
-                    break
-                line = bytes(buffer[self._position:end])
-                self._position = end + 1
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if len(line) > self._max_line:
-                    self._refuse_long_line()
-                    break
-                self._request(line)
-        finally:
-            del buffer[:self._position]
-            self._position = 0
-            self._end_pass()
+    def _handle_next(self) -> bool:
+        if self._storage is not None:
+            tokens, length = self._storage
+            if len(self._buffer) - self._position < length + 2:
+                return False
+            data = bytes(self._buffer[self._position:self._position + length])
+            # Like Kestrel, skip the two bytes after the data without checking them.
+            self._position += length + 2
+            self._storage = None
+            self._storage_command(tokens, data)
+            return True
+        line = self._next_line(self._max_line)
+        if line is None:
+            return False
+        self._request(line)
+        return True
 
-    def _refuse_long_line(self) -> None:
-        self._refuse(ClientError(f"request line longer than {self._max_line} bytes", close=True))
+    def _refuse_long_line(self, limit: int) -> None:
+        self._refuse(ClientError(f"request line longer than {limit} bytes", close=True))
 
     def _refuse(self, error: ClientError) -> None:
         self._reply(b"CLIENT_ERROR %s\r\n" % str(error).encode("latin-1", "replace"))

@@ -88,7 +88,6 @@ class TextProtocol(SessionConnection, Protocol):
         self._max_item = server.config.max_value_size
         self._max_line = server.config.max_line_length
         self._buffer = bytearray()
-        self._position = 0
         # The multi-line request being read: a PutRequest, or the command line of another
         # command whose item lines are read and ignored.
         self._put: PutRequest | None = None
@@ -114,38 +113,20 @@ class TextProtocol(SessionConnection, Protocol):
 
     # Framing
 
-    def _process(self) -> None:
-        if not self._begin_pass():
-            return
-        buffer = self._buffer
-        try:
-            while not self._waiting and not self._closing:
-                in_items = self._put is not None or self._deferred_command is not None
-                limit = self._max_item if in_items else self._max_line
-                end = buffer.find(b"\n", self._position)
-                if end < 0:
-                    if len(buffer) - self._position > limit + 1:
-                        self._refuse_long_line(limit)
-                    break
-                line = bytes(buffer[self._position:end])
-                self._position = end + 1
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if len(line) > limit:
-                    self._refuse_long_line(limit)
-                    break
-                # The idle timer restarts on whole lines only, so a client trickling bytes is idle.
-                self.resetTimeout()
-                if in_items:
-                    self._item_line(line)
-                elif line.endswith(b":"):
-                    self._start_items(line[:-1])
-                else:
-                    self._request(line)
-        finally:
-            del buffer[:self._position]
-            self._position = 0
-            self._end_pass()
+    def _handle_next(self) -> bool:
+        in_items = self._put is not None or self._deferred_command is not None
+        line = self._next_line(self._max_item if in_items else self._max_line)
+        if line is None:
+            return False
+        # The idle timer restarts on whole lines only, so a client trickling bytes is idle.
+        self.resetTimeout()
+        if in_items:
+            self._item_line(line)
+        elif line.endswith(b":"):
+            self._start_items(line[:-1])
+        else:
+            self._request(line)
+        return True
 
     def _refuse_long_line(self, limit: int) -> None:
         # Nothing after an unfinished line can be told apart from it: close.

@@ -178,19 +178,16 @@ class ThriftProtocol(SessionConnection, Int32StringReceiver):
         self._backlog += len(frame)
         self._process()
 
-    def _process(self) -> None:
-        if not self._begin_pass():
-            return
-        try:
-            while self._frames and not self._waiting and not self._closing:
-                entry = self._frames.popleft()
-                if isinstance(entry, OversizedFrame):
-                    self._refuse_oversized(entry)
-                else:
-                    self._backlog -= len(entry)
-                    self._call(entry)
-        finally:
-            self._end_pass()
+    def _handle_next(self) -> bool:
+        if not self._frames:
+            return False
+        entry = self._frames.popleft()
+        if isinstance(entry, OversizedFrame):
+            self._refuse_oversized(entry)
+        else:
+            self._backlog -= len(entry)
+            self._call(entry)
+        return True
 
     def _send(self, message: bytes) -> None:
         self._reply(_length.pack(len(message)), message)
