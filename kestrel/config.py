@@ -197,6 +197,27 @@ def _string(value: object) -> str:
     raise ValueError(f"expected a string, got {value!r}")
 
 
+def _endpoint(value: object) -> str:
+    """A strports server description, parsed but not listened on; "" turns the listener off."""
+    description = _string(value)
+    if not description:
+        return description
+    from twisted.internet.endpoints import serverFromString  # slow to import: only when needed
+
+    try:
+        # Parsing builds the endpoint object only, so it needs no reactor: nothing binds yet.
+        endpoint = serverFromString(None, description)
+    except Exception as err:  # the parsers, and endpoint plugins, raise what they like
+        raise ValueError(
+            f"expected an endpoint such as 'tcp:22133' or 'unix:/path', got {description!r} ({err})"
+        ) from None
+    # A TCP endpoint takes any integer as its port and fails only when it binds.
+    port = getattr(endpoint, "_port", None)
+    if isinstance(port, int) and not 0 <= port <= 65535:
+        raise ValueError(f"expected a TCP port from 0 to 65535, got {description!r}")
+    return description
+
+
 def _finite_duration(value: object) -> float:
     seconds = parse_duration(value)
     if seconds is None:
@@ -260,10 +281,10 @@ def server_option_parsers(base_dir: str) -> dict[str, Parser]:
     path = partial(_absolute_path, base_dir=base_dir)
     return {
         "queue_path": path,
-        "memcache_listen": _string,
-        "text_listen": _string,
-        "thrift_listen": _string,
-        "admin_listen": _string,
+        "memcache_listen": _endpoint,
+        "text_listen": _endpoint,
+        "thrift_listen": _endpoint,
+        "admin_listen": _endpoint,
         "max_open_transactions": _positive_count,
         "expiration_timer_frequency": parse_duration,
         "client_timeout": parse_duration,
@@ -280,7 +301,7 @@ def server_option_parsers(base_dir: str) -> dict[str, Parser]:
 
 def manhole_option_parsers(base_dir: str) -> dict[str, Parser]:
     """Parsers for the ``[manhole]`` table, whose keys become ``manhole_<key>`` fields."""
-    return {"listen": _string, "authorized_keys": partial(_absolute_path, base_dir=base_dir)}
+    return {"listen": _endpoint, "authorized_keys": partial(_absolute_path, base_dir=base_dir)}
 
 
 _TABLES = ("server", "manhole", "default", "queues", "aliases")

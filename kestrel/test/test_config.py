@@ -1,5 +1,7 @@
 import dataclasses
 import os
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -313,3 +315,59 @@ def test_toml_syntax_error(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(str(config_file))
     assert str(caught.value) == f"{config_file}: Invalid value (at line 2, column 14)"
+
+
+# (ServerConfig field, table, key) of every listener's endpoint
+ENDPOINT_OPTIONS = [
+    ("memcache_listen", "server", "memcache_listen"),
+    ("text_listen", "server", "text_listen"),
+    ("thrift_listen", "server", "thrift_listen"),
+    ("admin_listen", "server", "admin_listen"),
+    ("manhole_listen", "manhole", "listen"),
+]
+
+
+def parse_endpoint(table: str, key: str, description: str) -> ServerConfig:
+    document = {"server": {"queue_path": "/q"}}
+    document.setdefault(table, {})[key] = description
+    return parse_config(document, SOURCE, "/etc")
+
+
+@pytest.mark.parametrize(("field", "table", "key"), ENDPOINT_OPTIONS)
+@pytest.mark.parametrize(
+    "description",
+    ["", "tcp:22133", "tcp:0:interface=127.0.0.1", "tcp:65535", r"tcp6:0:interface=\:\:1", "unix:/run/kestrel.sock"],
+)
+def test_endpoints_that_parse(field, table, key, description):
+    assert getattr(parse_endpoint(table, key, description), field) == description
+
+
+@pytest.mark.parametrize(("field", "table", "key"), ENDPOINT_OPTIONS)
+@pytest.mark.parametrize(
+    ("description", "reason"),
+    [
+        ("tcp:abc", "expected an endpoint such as 'tcp:22133' or 'unix:/path', got 'tcp:abc' (invalid literal for int()"),
+        ("nosuch:1", "expected an endpoint such as 'tcp:22133' or 'unix:/path', got 'nosuch:1' (Unknown endpoint"),
+        ("tcp", "expected an endpoint such as 'tcp:22133' or 'unix:/path', got 'tcp' ("),
+        ("tcp:1:bogus=2", "expected an endpoint such as 'tcp:22133' or 'unix:/path', got 'tcp:1:bogus=2' ("),
+        ("tcp:70000", "expected a TCP port from 0 to 65535, got 'tcp:70000'"),
+        ("tcp:-1", "expected a TCP port from 0 to 65535, got 'tcp:-1'"),
+    ],
+)
+def test_bad_endpoints_name_file_table_and_key(field, table, key, description, reason):
+    with pytest.raises(ConfigError) as caught:
+        parse_endpoint(table, key, description)
+    message = str(caught.value)
+    assert message.startswith(f"{SOURCE}: [{table}] {key}: {reason}") and "\n" not in message
+
+
+def test_endpoints_are_checked_without_a_reactor(tmp_path):
+    """Config loading happens before twistd installs the reactor it was asked for."""
+    config_file = tmp_path / "kestrel.conf"
+    config_file.write_text('[server]\nqueue_path = "q"\nmemcache_listen = "tcp:0"\n[manhole]\nlisten = "unix:m.sock"\n')
+    check = (
+        "import sys; from kestrel.config import load_config; "
+        f"assert load_config({str(config_file)!r}).memcache_listen == 'tcp:0'; "
+        "assert 'twisted.internet.reactor' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True)
