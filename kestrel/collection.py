@@ -20,8 +20,9 @@ from twisted.logger import Logger
 
 from kestrel.config import ServerConfig, validate_queue_name
 from kestrel.journal import files
+from kestrel.journal.journal import Journal
 from kestrel.journal.writer import JournalWriter
-from kestrel.queue import Item, PersistentQueue
+from kestrel.queue import Item, PersistentQueue, QueueUnavailable
 
 
 class InvalidQueueName(ValueError):
@@ -51,6 +52,11 @@ class QueueCollection(Service):
         self._queues: dict[str, PersistentQueue] = {}
         self._children: dict[str, list[str]] = {}
         self._alias_counters: dict[str, AliasCounters] = {}
+        # The journal files found at start, by queue, until each queue has replayed them.
+        # A name created later has none: creating a queue lists nothing.
+        self._spool: dict[str, list[str]] = {}
+        # Journals of deleted queues whose erase has not run yet, by name (see Journal).
+        self._erasing: dict[str, Journal] = {}
         self._sweeper: LoopingCall | None = None
         self.queue_creates = 0
         self.queue_deletes = 0
@@ -69,7 +75,16 @@ class QueueCollection(Service):
         if frequency:
             self._sweeper = LoopingCall(self.sweep)
             self._sweeper.clock = self._clock
-            self._sweeper.start(frequency, now=False)
+            self._start_sweeper()
+
+    def _start_sweeper(self) -> None:
+        self._sweeper.start(self.config.expiration_timer_frequency, now=False).addErrback(self._sweeper_failed)
+
+    def _sweeper_failed(self, failure) -> None:
+        # `sweep` guards each queue; this is the last line, so that expiry never ends for good.
+        self.log.failure("the expiry sweep failed; it goes on", failure)
+        if self.running:
+            self._start_sweeper()
 
     def stopService(self) -> None:
         super().stopService()
@@ -80,11 +95,13 @@ class QueueCollection(Service):
     def load(self) -> None:
         """Create and replay every queue that has journal files, before anyone connects."""
         os.makedirs(self.queue_path, exist_ok=True)
-        for name in files.queue_names(self.queue_path):
+        self._spool = files.list_spool(self.queue_path)
+        for name in list(self._spool):
             try:
                 self.queue(name)
             except InvalidQueueName:
                 self.log.warn("ignoring journal file with an illegal queue name: {name}", name=name)
+        self._spool = {}
         self._warn_masked_queues()
 
     def close(self, rewrite_empty: bool = False) -> None:
@@ -115,9 +132,10 @@ class QueueCollection(Service):
         except ValueError as error:
             raise InvalidQueueName(str(error)) from None
         config = self.config.queue_config(name)
-        queue = PersistentQueue(name, config, self.queue_path, self._writer, self._clock)
+        journal = self._erasing.pop(name, None) or Journal(self.queue_path, name, self._writer, self._clock)
+        queue = PersistentQueue(name, config, journal, self._clock)
         self._attach_expiry(queue)
-        queue.replay()
+        queue.replay(self._spool.pop(name, ()))
         self._queues[name] = queue
         master, plus, _ = name.partition("+")
         if plus:
@@ -129,9 +147,15 @@ class QueueCollection(Service):
     def _attach_expiry(self, queue: PersistentQueue) -> None:
         target = queue.config.expire_to_queue
         if target:
-            queue.expired_sink = lambda item: self.add(target, item.data)
+            queue.expired_sink = lambda item: self._take_expired(target, item)
         else:
             queue.expired_sink = None
+
+    def _take_expired(self, target: str, item: Item) -> bool:
+        try:
+            return self.add(target, item.data)
+        except QueueUnavailable:
+            return False
 
     # Items
 
@@ -223,7 +247,11 @@ class QueueCollection(Service):
         queue = self._queues.pop(name, None)
         if queue is None:
             return False
-        queue.destroy()
+        journal = queue.journal
+        # A queue of the same name created before the erase has run takes this journal on,
+        # so that its writes land after the erase.
+        self._erasing[name] = journal
+        queue.destroy().addBoth(self._erased, name, journal)
         master, plus, _ = name.partition("+")
         if plus and name in self._children.get(master, ()):
             self._children[master].remove(name)
@@ -235,15 +263,28 @@ class QueueCollection(Service):
             observer(name, queue)
         return True
 
+    def _erased(self, result, name: str, journal: Journal) -> None:
+        if self._erasing.get(name) is journal:
+            del self._erasing[name]
+
     def sweep(self) -> None:
-        """The background task: expire items everywhere, then delete queues past `max_queue_age`."""
-        self.flush_all_expired()
+        """
+        The background task: expire items everywhere, then delete queues past
+        `max_queue_age`. A queue that fails is logged and skipped; the others are swept.
+        """
         now = self._clock.seconds()
         for name, queue in list(self._queues.items()):
-            max_age = queue.config.max_queue_age
-            if max_age is not None and queue.memory_items == 0 and queue.items == 0 and now - queue.created_at > max_age:
-                self.delete(name)
-                self.queue_expires += 1
+            try:
+                self._sweep_queue(name, queue, now)
+            except Exception:
+                self.log.failure("the expiry sweep of queue {queue} failed", queue=name)
+
+    def _sweep_queue(self, name: str, queue: PersistentQueue, now: float) -> None:
+        queue.discard_expired()
+        max_age = queue.config.max_queue_age
+        if max_age is not None and queue.memory_items == 0 and queue.items == 0 and now - queue.created_at > max_age:
+            self.delete(name)
+            self.queue_expires += 1
 
     def reload(self, config: ServerConfig) -> None:
         """Take new queue settings and aliases; server-level settings keep their start-up values."""

@@ -9,6 +9,7 @@ client confirms or aborts it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from typing import Callable, NamedTuple, Sequence
@@ -16,15 +17,19 @@ from typing import Callable, NamedTuple, Sequence
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from kestrel.config import QueueConfig
 from kestrel.journal import records
-from kestrel.journal.journal import Journal, MemoryOnlyJournal
-from kestrel.journal.writer import JournalWriter
+from kestrel.journal.disk import UnreadableJournal
+from kestrel.journal.journal import Journal
 from kestrel.waiters import DeadlineWaitQueue
 
 MAX_XID = 2**31 - 1
 PLACEHOLDER_BYTES = records.record_size(records.ADDX)
+# A read-behind refill that fails for a reason that may pass (an I/O error) is tried again
+# after the first delay, doubling up to the second.
+REFILL_RETRY_DELAYS = (1.0, 60.0)
 
 
 class QueueUnavailable(Exception):
@@ -76,16 +81,19 @@ class Checkpoint(NamedTuple):
 class PersistentQueue:
     log = Logger()
 
-    def __init__(self, name: str, config: QueueConfig, directory: str, writer: JournalWriter, clock: IReactorTime):
+    def __init__(self, name: str, config: QueueConfig, journal: Journal, clock: IReactorTime):
         self.name = name
         self.config = config
         self._clock = clock
-        journal_class = Journal if config.keep_journal else MemoryOnlyJournal
-        self.journal = journal_class(directory, name, writer, clock, config.sync_journal)
+        self.journal = journal
+        journal.keep = config.keep_journal
+        journal.sync_journal = config.sync_journal
         self.waiters = DeadlineWaitQueue(clock)
         self.closed = False
-        # Called with each item an expiry sweep removes, when the config names a queue for them.
-        self.expired_sink: Callable[[Item], None] | None = None
+        # Given each expired item before it is removed, when the config names a queue for
+        # them; it returns False when that queue refuses the item, which then stays here.
+        self.expired_sink: Callable[[Item], bool] | None = None
+        self._expiry_refused = False
 
         self._memory: deque[Item] = deque()
         self._open: dict[int, tuple[Item, float]] = {}
@@ -97,6 +105,8 @@ class PersistentQueue:
         self._next_seq = 1
         self._xid = 0
         self._refilling = False
+        self._refill_retry = None
+        self._refill_delay = REFILL_RETRY_DELAYS[0]
         self._replaying = False
         self._reader_generation = 0
         self._checkpoints: deque[Checkpoint] = deque()
@@ -117,6 +127,8 @@ class PersistentQueue:
         self.journal_rotations = 0
         self.get_hits = 0
         self.get_misses = 0
+        self.read_behind_errors = 0
+        self.lost_items = 0
 
     def __repr__(self) -> str:
         return f"<PersistentQueue {self.name} items={self.items}>"
@@ -163,19 +175,23 @@ class PersistentQueue:
             ("total_flushes", self.total_flushes),
             ("journal_rewrites", self.journal_rewrites),
             ("journal_rotations", self.journal_rotations),
+            # Trouble: beyond Kestrel's list.
+            ("journal_failing", int(self.journal.failure is not None)),
+            ("read_behind_errors", self.read_behind_errors),
+            ("lost_items", self.lost_items),
         ]
 
     # Start-up
 
-    def replay(self) -> None:
-        """Rebuild the queue from its journal, then roll back the reads left open in it."""
-        if not self.config.keep_journal:
-            self.journal.erase_files_on_disk()
-            return
+    def replay(self, filenames: Sequence[str] | None = None) -> None:
+        """
+        Rebuild the queue from its journal files (as the spool listing found them; None
+        lists them), then roll back the reads left open in it.
+        """
         self._replaying = True
         previous_serial = None
         try:
-            for record, serial, offset in self.journal.replay():
+            for record, serial, offset in self.journal.replay(filenames):
                 if serial != previous_serial and previous_serial is not None and self.reading_behind:
                     # A rotated file ended: its state lets it be packed once the cursor passes it.
                     self._checkpoints.append(self._checkpoint(previous_serial))
@@ -311,7 +327,9 @@ class PersistentQueue:
     def _must_wait(self, deadline: float | None) -> bool:
         if self.closed:
             return False
-        return self._disk_items > 0 or (deadline is not None and deadline > self._clock.seconds())
+        # Items on disk are worth waiting for, unless reading them failed and waits for a retry.
+        from_disk = self._disk_items > 0 and self._refill_retry is None
+        return from_disk or (deadline is not None and deadline > self._clock.seconds())
 
     def _wait(self, transaction: bool, peek: bool, deadline: float | None) -> Deferred:
         waiter = None
@@ -334,7 +352,7 @@ class PersistentQueue:
             self._count_fetch(None)
             result.callback(None)
 
-        waiter = self.waiters.add(None if self._disk_items else deadline, on_wake, on_timeout)
+        waiter = self.waiters.add(deadline, on_wake, on_timeout)
         return result
 
     def _count_fetch(self, item: Item | None) -> None:
@@ -441,14 +459,27 @@ class PersistentQueue:
         max_age_ms = None if max_age is None else int(max_age * 1000)
         count = 0
         while memory and count < limit and self._expired(memory[0], now, max_age_ms):
-            item = self._take_head()
+            if self.expired_sink is not None and not self._hand_on_expired(memory[0]):
+                break
+            self._take_head()
             self.journal.append(records.REMOVE_BYTES)
             self.expired_items += 1
             count += 1
-            if self.expired_sink is not None:
-                self.expired_sink(item)
         self._fill_from_disk()
         return count
+
+    def _hand_on_expired(self, item: Item) -> bool:
+        """Give an expired item to `expire_to_queue` before it leaves; False (logged once) while refused."""
+        handed = self.expired_sink(item)
+        if handed == self._expiry_refused:
+            self._expiry_refused = not handed
+            if handed:
+                self.log.info("expired items of {queue} move to {target} again", queue=self.name, target=self.config.expire_to_queue)
+            else:
+                self.log.warn(
+                    "expired items of {queue} stay in it: {target} refuses them", queue=self.name, target=self.config.expire_to_queue
+                )
+        return handed
 
     @staticmethod
     def _expired(item: Item, now: int, max_age_ms: int | None) -> bool:
@@ -482,16 +513,38 @@ class PersistentQueue:
             return
         self.closed = True
         self.waiters.evict_all()
+        self._leave_read_behind()
         if rewrite_if_empty and self.config.keep_journal and self.items == 0:
             self._rewrite()
         self.journal.close()
 
-    def destroy(self) -> None:
-        """Close and erase every journal file."""
+    def destroy(self) -> Deferred:
+        """Close and erase every journal file; fires once they are gone."""
         self.close()
-        self.journal.erase()
+        return self.journal.erase()
 
     def reconfigure(self, config: QueueConfig) -> None:
+        """
+        Take new settings. `keep_journal` turned on writes the queue's state to a new journal;
+        turned off, it erases the journal, unless items wait on disk (read-behind): then the
+        queue keeps its journal until a later reload finds them all in memory.
+        """
+        if config.keep_journal != self.journal.keep:
+            if config.keep_journal:
+                self.journal.keep = True
+                self._rewrite()
+            elif self._disk_items:
+                self.log.warn(
+                    "queue {queue} keeps its journal: keep_journal = false applies once its {items} items on disk "
+                    "are read back into memory, at a later reload",
+                    queue=self.name, items=self._disk_items,
+                )
+                config = dataclasses.replace(config, keep_journal=True)
+            else:
+                self._leave_read_behind()
+                self.journal.erase()
+                self.journal.keep = False
+                self.log.info("queue {queue} no longer keeps a journal; its files are erased", queue=self.name)
         self.config = config
         self.journal.sync_journal = config.sync_journal
 
@@ -576,7 +629,7 @@ class PersistentQueue:
 
     def _fill_from_disk(self) -> None:
         """Ask the writer thread for the next items from disk while memory has room for them."""
-        if self._refilling or not self._disk_items or self.memory_bytes >= self.config.max_memory_size:
+        if self._refilling or self._refill_retry is not None or not self._disk_items or self.memory_bytes >= self.config.max_memory_size:
             return
         if self._replaying:
             # Replay owns the cursor and reads it on this thread, in journal order.
@@ -591,20 +644,42 @@ class PersistentQueue:
         self._refilling = False
         if generation != self._reader_generation or self.closed:
             return
+        if self._refill_delay != REFILL_RETRY_DELAYS[0]:
+            self._refill_delay = REFILL_RETRY_DELAYS[0]
+            self.log.info("read-behind of {queue} works again", queue=self.name)
         loaded = self._load_from_disk(*result)
         for _ in range(min(loaded, len(self.waiters))):
             self.waiters.trigger()
         self._fill_from_disk()
 
-    def _refill_failed(self, failure, generation: int) -> None:
+    def _refill_failed(self, failure: Failure, generation: int) -> None:
         self._refilling = False
-        self.log.failure("read-behind of {queue} failed", failure, queue=self.name)
-        if generation == self._reader_generation:
-            self.waiters.evict_all()
+        if generation != self._reader_generation or self.closed:
+            return
+        self.read_behind_errors += 1
+        if failure.check(UnreadableJournal):
+            # What is left on disk cannot be read: give it up, and write the journal anew
+            # from memory so that it holds exactly what the queue serves.
+            self._lose_disk_items(failure.getErrorMessage())
+            self._rewrite()
+            self.waiters.trigger_all()
+            return
+        delay = self._refill_delay
+        self._refill_delay = min(delay * 2, REFILL_RETRY_DELAYS[1])
+        if delay == REFILL_RETRY_DELAYS[0]:
+            self.log.failure("read-behind of {queue} failed; retrying, every {longest} s at most", failure,
+                             queue=self.name, longest=REFILL_RETRY_DELAYS[1])
+        self._refill_retry = self._clock.callLater(delay, self._retry_refill)
+        # Reads with a deadline wait for it; a read that would wait for the disk alone ends now.
+        self.waiters.evict_undated()
+
+    def _retry_refill(self) -> None:
+        self._refill_retry = None
+        self._fill_from_disk()
 
     def _load_from_disk(self, found: list[tuple[bytes, int, int]], serial: int) -> int:
         if not found:
-            self._lose_disk_items()
+            self._lose_disk_items("the journal ended before them")
             return 0
         for data, add_time, expiry in found:
             self._memory.append(Item(data, add_time, expiry, self._next_disk_seq))
@@ -616,13 +691,14 @@ class PersistentQueue:
             self._leave_read_behind()
         return len(found)
 
-    def _lose_disk_items(self) -> None:
-        """The journal ended before the items counted on disk: say so, and stop counting them."""
+    def _lose_disk_items(self, reason: str) -> None:
+        """The items counted on disk cannot be read: say so, and stop counting them."""
         lost = self._disk_items
         self.log.error(
-            "DATA MAY HAVE BEEN LOST: the journal of {queue} ended with {lost} items still to read",
-            queue=self.name, lost=lost,
+            "DATA MAY HAVE BEEN LOST: {lost} items of {queue} on disk cannot be read: {reason}",
+            queue=self.name, lost=lost, reason=reason,
         )
+        self.lost_items += lost
         self.items -= lost
         self.bytes = self.memory_bytes
         self._disk_items = 0
@@ -634,6 +710,11 @@ class PersistentQueue:
             self._reader_generation += 1
             self._refilling = False
             self._checkpoints.clear()
+        if self._refill_retry is not None:
+            if self._refill_retry.active():
+                self._refill_retry.cancel()
+            self._refill_retry = None
+            self._refill_delay = REFILL_RETRY_DELAYS[0]
 
     def _now_ms(self) -> int:
         return int(self._clock.seconds() * 1000)

@@ -67,6 +67,12 @@ class DeadlineWaitQueue:
             self._cancel_timer(waiter)
             waiter.on_timeout()
 
+    def evict_undated(self) -> None:
+        """Time out now every waiter that has no deadline; the others keep waiting."""
+        for waiter in [waiter for waiter in self._waiters if waiter.deadline is None]:
+            del self._waiters[waiter]
+            waiter.on_timeout()
+
     def _expire(self, waiter: Waiter) -> None:
         waiter.timer = None
         if self._waiters.pop(waiter, False) is None:

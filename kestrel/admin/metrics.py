@@ -41,6 +41,8 @@ QUEUE_GAUGES: tuple[tuple[str, str, QueueReading], ...] = (
     ("age_seconds", "Time since the add of the item read last; 0 when the queue is empty.", lambda q: q.age_ms() / 1000),
     ("max_items", "The configured item limit.", lambda q: q.config.max_items),
     ("max_bytes", "The configured byte limit.", lambda q: q.config.max_size),
+    ("journal_failing", "1 while writes to the queue's journal fail (they are retried), else 0.",
+     lambda q: int(q.journal.failure is not None)),
 )
 QUEUE_COUNTERS: tuple[tuple[str, str, QueueReading], ...] = (
     ("put_items", "Items added, including the adds replayed from the journal at start.", lambda q: q.total_items),
@@ -55,6 +57,8 @@ QUEUE_COUNTERS: tuple[tuple[str, str, QueueReading], ...] = (
     ("flushes", "Flushes of the queue.", lambda q: q.total_flushes),
     ("journal_rewrites", "Rewrites of the journal to just the queue's contents.", lambda q: q.journal_rewrites),
     ("journal_rotations", "Rotations of the journal to a new file.", lambda q: q.journal_rotations),
+    ("read_behind_errors", "Reads of items back from the journal that failed.", lambda q: q.read_behind_errors),
+    ("lost_items", "Items on disk given up because their journal file was missing or damaged.", lambda q: q.lost_items),
 )
 # kestrel_<name>, from the server's counters
 SERVER_COUNTERS = (

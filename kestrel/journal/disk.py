@@ -18,6 +18,10 @@ READ_CHUNK = 1 << 20
 ITEM_OPS = frozenset((records.ADD, records.ADDX, records.ADD_XID, records.CONTINUE))
 
 
+class UnreadableJournal(Exception):
+    """Read-behind met a journal file that is gone or damaged: what follows in it cannot be read."""
+
+
 def encode_state(opens: Iterable[tuple[int, object]], items: Iterable[object | None]) -> Iterator[bytes]:
     """
     Journal records that rebuild a queue: each open read as an add then a tentative remove
@@ -55,6 +59,9 @@ class JournalFiles:
         self.name = name
         self._current: int | None = None
         self._size = 0
+        # A periodic fsync is waiting for the fsync thread (set by the writer thread, cleared
+        # by the fsync thread as it starts).
+        self._sync_queued = False
 
     def path(self, filename: str) -> str:
         return os.path.join(self.directory, filename)
@@ -79,14 +86,21 @@ class JournalFiles:
         """
         A periodic fsync that does not hold up the writes queued behind it: it runs on a
         duplicate descriptor on another thread. (A write waiting for an fsync has not reached
-        the OS, so a killed process would lose it.)
+        the OS, so a killed process would lose it.) While one waits for that thread, another
+        is not queued: the waiting one covers every write made before it starts.
         """
         if self._current is None:
             return
         if run_elsewhere is None:
             os.fsync(self._current)
-        else:
-            run_elsewhere(fsync_and_close, os.dup(self._current))
+        elif not self._sync_queued:
+            self._sync_queued = True
+            run_elsewhere(self._fsync_queued, os.dup(self._current))
+
+    def _fsync_queued(self, fd: int) -> None:
+        """On the fsync thread. Writes made from here on need the next one."""
+        self._sync_queued = False
+        fsync_and_close(fd)
 
     def close(self) -> None:
         self.fsync()
@@ -106,33 +120,37 @@ class JournalFiles:
         self.write(b"")
         files.fsync_directory(self.directory)
 
-    def rewrite(self, opens: Sequence[tuple[int, object]], items: Sequence[object], rotated_timestamp: int, pack_timestamp: int) -> None:
+    def rewrite(
+        self, opens: Sequence[tuple[int, object]], items: Sequence[object], replaced: Sequence[str],
+        rotated_timestamp: int, pack_timestamp: int,
+    ) -> None:
         """
-        Replace every file of the queue with `content`, so that a crash at any step leaves
-        either the old files or the new content for the next replay, never both:
-        write a temp file; rotate `<name>` away so that all old content sits in rotated
-        files; rename the temp file to a pack newer than all of them (from here on the
-        start-up listing replaces the old files by the pack); let the listing do so; then
-        move the pack into place as `<name>`.
+        Replace every file of the queue (the rotated files `replaced`, and `<name>`) with the
+        given state, so that a crash at any step leaves either the old files or the new
+        content for the next replay, never both: write a temp file; rotate `<name>` away so
+        that all old content sits in rotated files; rename the temp file to a pack newer than
+        all of them (from here on the start-up listing replaces the old files by the pack);
+        install the pack as the listing would; then move it into place as `<name>`.
         """
         temp = self._write_temp(encode_state(opens, items), pack_timestamp)
         self.close()
-        self._rename_if_present(self.name, files.rotated_name(self.name, rotated_timestamp))
+        rotated = files.rotated_name(self.name, rotated_timestamp)
+        self._rename_if_present(self.name, rotated)
         os.rename(self.path(temp), self.path(files.pack_name(self.name, pack_timestamp)))
         files.fsync_directory(self.directory)
-        files.journal_files(self.directory, self.name)
-        os.rename(self.path(files.rotated_name(self.name, pack_timestamp)), self.path(self.name))
+        installed = files.install_pack(self.directory, self.name, pack_timestamp, [*replaced, rotated])
+        os.rename(self.path(installed), self.path(self.name))
         files.fsync_directory(self.directory)
 
     def pack(
-        self, opens: Sequence[tuple[int, object]], items: Sequence[object | None], temp_timestamp: int, checkpoint_timestamp: int
+        self, opens: Sequence[tuple[int, object]], items: Sequence[object | None], replaced: Sequence[str],
+        temp_timestamp: int, checkpoint_timestamp: int,
     ) -> None:
-        """Replace the rotated files up to and including `<name>.<checkpoint>` by the given state."""
+        """Replace the rotated files `replaced`, up to and including `<name>.<checkpoint>`, by the given state."""
         temp = self._write_temp(encode_state(opens, items), temp_timestamp)
         os.rename(self.path(temp), self.path(files.pack_name(self.name, checkpoint_timestamp)))
         files.fsync_directory(self.directory)
-        files.journal_files(self.directory, self.name)
-        files.fsync_directory(self.directory)
+        files.install_pack(self.directory, self.name, checkpoint_timestamp, replaced)
 
     def erase(self, filenames: Sequence[str]) -> None:
         self.close()
@@ -229,9 +247,15 @@ class ReadBehindCursor:
                 return record
             except records.IncompleteRecord:
                 pass
+            except records.BrokenRecord as broken:
+                path = self._path(segments)
+                raise UnreadableJournal(f"{path} is damaged ({broken}); the file as it was: {files.keep_damaged_copy(path)}") from None
             if self._fd is None:
-                filename = dict(segments)[self.serial]
-                self._fd = os.open(os.path.join(self._directory, filename), os.O_RDONLY)
+                path = self._path(segments)
+                try:
+                    self._fd = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:
+                    raise UnreadableJournal(f"{path} is missing") from None
                 os.lseek(self._fd, self._offset, os.SEEK_SET)
             chunk = os.read(self._fd, READ_CHUNK)
             if chunk:
@@ -240,6 +264,9 @@ class ReadBehindCursor:
                 continue
             if not self._advance(segments):
                 return None
+
+    def _path(self, segments: Sequence[tuple[int, str]]) -> str:
+        return os.path.join(self._directory, dict(segments)[self.serial])
 
     def _advance(self, segments: Sequence[tuple[int, str]]) -> bool:
         serials = [serial for serial, _ in segments]

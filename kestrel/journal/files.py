@@ -1,16 +1,20 @@
 """Naming, listing, clean-up and reading of a queue's journal files (spec 3.1, 4.2, 4.3).
 
-Current file ``q``; rotated ``q.<epoch_ms>``; temporary ``q~~<epoch_ms>``; pack ``q.<epoch_ms>.pack``.
+Current file ``q``; rotated ``q.<epoch_ms>``; temporary ``q~~<epoch_ms>``; pack ``q.<epoch_ms>.pack``;
+a copy of a damaged file, kept before it is cut, ``<file>.<epoch_ms>.damaged``.
 Blocking I/O: this runs at startup or on the journal writer thread.
 """
 
 import os
-from collections.abc import Callable, Iterator
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
 
 from kestrel.journal.records import BrokenRecord, IncompleteRecord, Record, decode
 
 TEMP_MARKER = "~~"
 PACK_SUFFIX = ".pack"
+DAMAGED_SUFFIX = ".damaged"
 
 
 def rotated_name(queue: str, timestamp_ms: int) -> str:
@@ -52,19 +56,51 @@ def _regular_file_names(directory: str) -> list[str]:
         return []
 
 
+def _owner(filename: str) -> str | None:
+    """The queue a journal file belongs to; None for a file that is no queue's (spec A.8)."""
+    # A leading dot would give an empty queue name; damaged copies are kept, never replayed.
+    if filename.startswith(".") or filename.endswith(DAMAGED_SUFFIX):
+        return None
+    return filename.split(TEMP_MARKER, 1)[0].split(".", 1)[0]
+
+
+def _files_by_queue(directory: str) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for filename in _regular_file_names(directory):
+        queue = _owner(filename)
+        if queue:
+            grouped.setdefault(queue, []).append(filename)
+    return grouped
+
+
 def queue_names(directory: str) -> list[str]:
     """Queues that have journal files in ``directory`` (spec 3.1 and appendix A.8)."""
-    names = {
-        filename.split(".", 1)[0]
-        for filename in _regular_file_names(directory)
-        # A leading dot would give an empty queue name.
-        if TEMP_MARKER not in filename and not filename.startswith(".")
-    }
-    return sorted(names)
+    return sorted(
+        queue for queue, filenames in _files_by_queue(directory).items()
+        if any(TEMP_MARKER not in filename for filename in filenames)
+    )
+
+
+def list_spool(directory: str) -> dict[str, list[str]]:
+    """
+    Every queue of the spool with its journal files in replay order, cleaned up as
+    `journal_files` does, from one listing of the folder: what a server reads once at start.
+    """
+    spool = {}
+    for queue, filenames in sorted(_files_by_queue(directory).items()):
+        settled = settle_files(directory, queue, filenames)
+        if len(settled) > 1 or queue in filenames:
+            spool[queue] = settled
+    return spool
 
 
 def journal_files(directory: str, queue: str) -> list[str]:
-    """The queue's journal file names in replay order, after cleaning up (spec 4.2).
+    """The queue's journal file names in replay order, after cleaning up (spec 4.2); see `settle_files`."""
+    return settle_files(directory, queue, _regular_file_names(directory))
+
+
+def settle_files(directory: str, queue: str, filenames: Iterable[str]) -> list[str]:
+    """The queue's journal files among `filenames`, in replay order, after cleaning up (spec 4.2).
 
     Temp files are deleted; each pack ``q.<T>.pack`` (ascending T) replaces every rotated
     file ``q.<t>`` with t <= T.  The result is the rotated files by ascending timestamp, then
@@ -73,7 +109,7 @@ def journal_files(directory: str, queue: str) -> list[str]:
     rotated: dict[int, str] = {}
     packs: dict[int, str] = {}
     temp_prefix = f"{queue}{TEMP_MARKER}"
-    for filename in _regular_file_names(directory):
+    for filename in filenames:
         if filename.startswith(temp_prefix):
             os.remove(os.path.join(directory, filename))
         elif (timestamp := rotated_timestamp(queue, filename)) is not None:
@@ -82,29 +118,41 @@ def journal_files(directory: str, queue: str) -> list[str]:
             packs[timestamp] = filename
 
     for pack_timestamp in sorted(packs):
-        for timestamp in [t for t in rotated if t <= pack_timestamp]:
-            os.remove(os.path.join(directory, rotated.pop(timestamp)))
-        # The deletions must be durable before the pack takes the name: if the rename survived
-        # a crash but a deletion did not, the old file would be replayed as well as the pack.
-        fsync_directory(directory)
-        replacement = rotated_name(queue, pack_timestamp)
-        os.replace(os.path.join(directory, packs[pack_timestamp]), os.path.join(directory, replacement))
-        rotated[pack_timestamp] = replacement
-    if packs:
-        fsync_directory(directory)
+        replaced = [rotated.pop(t) for t in sorted(rotated) if t <= pack_timestamp]
+        rotated[pack_timestamp] = install_pack(directory, queue, pack_timestamp, replaced)
 
     return [rotated[timestamp] for timestamp in sorted(rotated)] + [queue]
 
 
+def install_pack(directory: str, queue: str, pack_timestamp: int, replaced: Iterable[str]) -> str:
+    """
+    Let the pack ``q.<T>.pack`` take the place of the rotated files it `replaced` (every one
+    with a timestamp up to T): delete them, then rename the pack to ``q.<T>``, its name.
+    """
+    for filename in replaced:
+        try:
+            os.remove(os.path.join(directory, filename))
+        except FileNotFoundError:
+            pass
+    # The deletions must be durable before the pack takes the name: if the rename survived
+    # a crash but a deletion did not, the old file would be replayed as well as the pack.
+    fsync_directory(directory)
+    replacement = rotated_name(queue, pack_timestamp)
+    os.replace(os.path.join(directory, pack_name(queue, pack_timestamp)), os.path.join(directory, replacement))
+    fsync_directory(directory)
+    return replacement
+
+
 def read_records(
     path: str,
-    on_broken: Callable[[str, int, str], None] | None = None,
+    on_broken: Callable[[str, int, str, str], None] | None = None,
     chunk_size: int = 1 << 20,
 ) -> Iterator[tuple[Record, int]]:
     """Stream the records of one journal file, each with the file offset just after it.
 
-    A missing file yields nothing.  On a broken record or a torn tail, the file is truncated
-    at the start of that record, ``on_broken(path, offset, reason)`` is called and reading stops.
+    A missing file yields nothing.  On a broken record or a torn tail, a copy of the whole
+    file is kept beside it (`keep_damaged_copy`), the file is truncated at the start of that
+    record, ``on_broken(path, offset, reason, copy)`` is called and reading stops.
     """
     try:
         journal = open(path, "rb")
@@ -137,9 +185,23 @@ def read_records(
             yield record, buf_offset + pos
 
     broken_offset = buf_offset + pos
+    copy = keep_damaged_copy(path)
     os.truncate(path, broken_offset)
     if on_broken is not None:
-        on_broken(path, broken_offset, str(failure))
+        on_broken(path, broken_offset, str(failure), copy)
+
+
+def keep_damaged_copy(path: str) -> str:
+    """
+    Copy a damaged journal file to ``<file>.<epoch_ms>.damaged`` beside it, as evidence.
+    Returns the copy's path, or why no copy could be made: the server starts all the same.
+    """
+    copy = f"{path}.{time.time_ns() // 1_000_000}{DAMAGED_SUFFIX}"
+    try:
+        shutil.copyfile(path, copy)
+    except OSError as error:
+        return f"no copy could be kept ({error.strerror})"
+    return copy
 
 
 def fsync_directory(directory: str) -> None:

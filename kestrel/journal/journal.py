@@ -24,6 +24,17 @@ from kestrel.journal.writer import JournalWriter, Operation
 WRITE_RETRY_INTERVAL = 1.0
 
 
+def failing_softly(function, *args):
+    """
+    Run a read on the writer thread; its failure becomes its result. A read that fails
+    leaves no hole in the journal, so it must not hold up the writes queued behind it.
+    """
+    try:
+        return function(*args)
+    except Exception:
+        return Failure()
+
+
 class Segment:
     """One journal file. The serial stays with the file when it is renamed by a rotation."""
 
@@ -44,11 +55,23 @@ def state_size(opens: Sequence[tuple[int, object]], items: Sequence[object | Non
 
 
 class Journal:
+    """
+    One queue name's files. A queue that keeps no journal (`keep_journal = false`) has one
+    whose `keep` is False: it records nothing. The journal of a deleted queue passes to the
+    next queue of that name while its erase is pending, so that the new queue's writes are
+    queued behind the erase, never before it.
+    """
+
     log = Logger()
 
-    def __init__(self, directory: str, name: str, writer: JournalWriter, clock: IReactorTime, sync_journal: float | None):
+    def __init__(
+        self, directory: str, name: str, writer: JournalWriter, clock: IReactorTime, sync_journal: float | None = None,
+        keep: bool = True,
+    ):
         self.name = name
+        # Both are the queue's settings (`sync_journal`, `keep_journal`); the queue sets them.
         self.sync_journal = sync_journal
+        self.keep = keep
         self.failure: Failure | None = None
         self._directory = directory
         self._writer = writer
@@ -86,14 +109,21 @@ class Journal:
 
     # Start-up (runs before the writer thread touches this journal)
 
-    def replay(self) -> Iterator[tuple[records.Record, int, int]]:
+    def replay(self, filenames: Sequence[str] | None = None) -> Iterator[tuple[records.Record, int, int]]:
         """
-        Every record of every file in replay order, with the serial of its file and the
-        offset where it starts. Damaged tails are cut off and logged as they are met.
+        Every record of the journal's files (`filenames` in replay order, as the spool listing
+        found them; None lists the folder) with the serial of its file and the offset where it
+        starts. Damaged tails are cut off and logged as they are met. A journal that keeps
+        nothing erases the files instead.
         """
-        names = files.journal_files(self._directory, self.name)
+        if filenames is None:
+            filenames = files.journal_files(self._directory, self.name)
+        if not self.keep:
+            if filenames:
+                self._queue(self._files.erase, list(filenames))
+            return
         self._segments = []
-        for filename in names:
+        for filename in filenames:
             segment = self._new_segment(filename)
             timestamp = files.rotated_timestamp(self.name, filename)
             if timestamp is not None:
@@ -103,26 +133,23 @@ class Journal:
                 yield record, segment.serial, start
                 start = end
             segment.size = start
+        if not self._segments or self._segments[-1].filename != self.name:
+            self._new_segment(self.name)
         # The listing always ends with the current file; all before it are rotated.
         self._archived = sum(segment.size for segment in self._segments[:-1])
 
-    def _report_damage(self, path: str, offset: int, reason: str) -> None:
+    def _report_damage(self, path: str, offset: int, reason: str, copy: str) -> None:
         self.log.warn(
-            "DATA MAY HAVE BEEN LOST: journal {path} is damaged at byte {offset} ({reason}); truncated there",
-            path=path, offset=offset, reason=reason,
+            "DATA MAY HAVE BEEN LOST: journal {path} is damaged at byte {offset} ({reason}); truncated there; "
+            "the file as it was: {copy}",
+            path=path, offset=offset, reason=reason, copy=copy,
         )
-
-    def erase_files_on_disk(self) -> None:
-        """For a queue that keeps no journal: remove what an earlier configuration left."""
-        for filename in files.journal_files(self._directory, self.name):
-            try:
-                os.unlink(self._files.path(filename))
-            except FileNotFoundError:
-                pass
 
     # Writes
 
     def append(self, record: bytes) -> None:
+        if not self.keep:
+            return
         if self._buffer is None:
             buffer = bytearray()
             self._queue(self._files.write, buffer)
@@ -139,11 +166,15 @@ class Journal:
         journal waits for the writer while it lags behind (see JournalWriter.behind), so a
         reply never gets far ahead of the disk, and neither does memory.
         """
-        if self.sync_journal != 0 and not self._writer.behind(self.sync_journal):
+        if not self.keep or (self.sync_journal != 0 and not self._writer.behind(self.sync_journal)):
             return None
         if self.failure is not None:
             return fail(self.failure)
-        return self._writer.when_done(self)
+        done = self._writer.when_done(self)
+        if self.sync_journal and self._writer.syncs_late(self.sync_journal):
+            # A power cut loses no more than a period only if replies wait for the late fsync.
+            done.addCallback(lambda _: self._writer.when_synced())
+        return done
 
     def rotate(self) -> int:
         """Move the current file aside and start an empty one; returns the rotated file's serial."""
@@ -158,10 +189,11 @@ class Journal:
     def rewrite(self, opens: list[tuple[int, object]], items: list[object]) -> None:
         """Replace every file with one holding just the given state."""
         rotated, pack = self._timestamp(), self._timestamp()
+        replaced = self.filenames()[:-1]
         self._segments = []
         self._archived = 0
         self._new_segment(self.name, state_size(opens, items))
-        self._queue(self._files.rewrite, opens, items, rotated, pack)
+        self._queue(self._files.rewrite, opens, items, replaced, rotated, pack)
 
     def pack(self, upto_serial: int, opens: list[tuple[int, object]], items: list[object | None]) -> None:
         """Replace the rotated files up to the one with serial `upto_serial` by the given state."""
@@ -171,17 +203,27 @@ class Journal:
         self._archived += replacement.size - sum(segment.size for segment in packed)
         self._segments = [replacement, *kept]
         timestamp = files.rotated_timestamp(self.name, replacement.filename)
-        self._queue(self._files.pack, opens, items, self._timestamp(), timestamp)
+        replaced = [segment.filename for segment in packed]
+        self._queue(self._files.pack, opens, items, replaced, self._timestamp(), timestamp)
 
     def close(self) -> None:
         self._cancel_sync()
         self.stop_reader()
         self._queue(self._files.close)
 
-    def erase(self) -> None:
+    def erase(self) -> Deferred:
+        """
+        Remove every file; fires once they are gone. The journal is empty at once, and what
+        it is given next is written after the erase.
+        """
         self._cancel_sync()
         self.stop_reader()
-        self._queue(self._files.erase, self.filenames())
+        erased = Deferred()
+        self._queue(self._files.erase, self.filenames(), result=erased)
+        self._segments = []
+        self._archived = 0
+        self._new_segment(self.name)
+        return erased
 
     # Read-behind
 
@@ -205,7 +247,7 @@ class Journal:
         expiry) tuples, and the serial of the file the cursor is in afterwards.
         """
         result = Deferred()
-        self._queue(self._cursor.read_items, self._layout(), need_bytes, max_items, self._now_ms(), result=result)
+        self._queue(failing_softly, self._cursor.read_items, self._layout(), need_bytes, max_items, self._now_ms(), result=result)
         self._writer.flush()
         return result
 
@@ -280,13 +322,3 @@ class Journal:
 
     def _now_ms(self) -> int:
         return int(self._clock.seconds() * 1000)
-
-
-class MemoryOnlyJournal(Journal):
-    """The journal of a queue with `keep_journal = false`: it records nothing."""
-
-    def append(self, record: bytes) -> None:
-        pass
-
-    def durable(self) -> None:
-        return None

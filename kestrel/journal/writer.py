@@ -7,11 +7,13 @@ new operations collect for the next one. So a burst of requests costs one write 
 most one fsync per journal file (group commit), and the reactor never waits on the disk.
 
 A journal whose operation fails gets the operations that did not run back, to retry them.
-Periodic fsyncs run on a second thread, so that writes never queue behind them.
+Periodic fsyncs run on a second thread, so that writes never queue behind them; the writer
+counts them, so that replies wait when they fall behind (see `behind`).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from time import perf_counter
 from typing import Any, Callable, Protocol
 
@@ -87,14 +89,28 @@ class JournalWriter(Service):
 
     log = Logger()
 
-    def __init__(self, clock: IReactorTime, runner: Runner | None = None):
+    def __init__(
+        self, clock: IReactorTime, runner: Runner | None = None,
+        sync_runner: Callable[..., None] | None = None, call_from_thread: Callable[..., None] | None = None,
+    ):
+        """
+        `runner` runs a batch on the writer thread and `sync_runner` a periodic fsync on the
+        fsync thread; `call_from_thread` brings a call back to the reactor. Without a runner,
+        the service starts both threads itself; without a sync runner, periodic fsyncs run in
+        line on the writer thread.
+        """
         self._clock = clock
         self._runner = runner
         self._pool = None
         self._sync_pool = None
-        # Runs a function on the fsync thread (thread-safe), or None: periodic fsyncs then run
-        # in line on the writer thread.
-        self.background_sync: Callable[..., None] | None = None
+        self._sync_runner = sync_runner
+        self._call_from_thread = call_from_thread
+        # When each periodic fsync not yet finished was handed to the fsync thread
+        # (perf_counter), oldest first: that thread runs them in order.
+        self._pending_syncs: deque[float] = deque()
+        self._syncs_handed = 0  # counted on the writer thread
+        self._syncs_finished = 0  # counted on the reactor
+        self._sync_waiters: list[tuple[int, Deferred]] = []
         self._dirty: dict[BatchSource, None] = {}
         self._next = Batch()
         self._in_flight: Batch | None = None
@@ -117,7 +133,35 @@ class JournalWriter(Service):
             self._runner = lambda function, *args: deferToThreadPool(reactor, self._pool, function, *args)
             self._sync_pool = ThreadPool(minthreads=1, maxthreads=1, name="kestrel-fsync")
             self._sync_pool.start()
-            self.background_sync = self._sync_pool.callInThread
+            self._sync_runner = self._sync_pool.callInThread
+            self._call_from_thread = reactor.callFromThread
+
+    @property
+    def background_sync(self) -> Callable[..., None] | None:
+        """Runs a periodic fsync on the fsync thread (called on the writer thread), or None: run it in line."""
+        return None if self._sync_runner is None else self._sync_aside
+
+    def _sync_aside(self, function: Callable[..., None], *args) -> None:
+        self._pending_syncs.append(perf_counter())
+        self._syncs_handed += 1
+        self._sync_runner(self._run_sync, function, args)
+
+    def _run_sync(self, function: Callable[..., None], args: tuple) -> None:
+        """On the fsync thread."""
+        try:
+            function(*args)
+        finally:
+            self._pending_syncs.popleft()
+            self._call_from_thread(self._sync_finished)
+
+    def _sync_finished(self) -> None:
+        self._syncs_finished += 1
+        waiting, self._sync_waiters = self._sync_waiters, []
+        for target, done in waiting:
+            if target <= self._syncs_finished:
+                done.callback(None)
+            else:
+                self._sync_waiters.append((target, done))
 
     def stopService(self) -> Deferred:
         super().stopService()
@@ -128,7 +172,7 @@ class JournalWriter(Service):
                 self._pool.stop()
                 self._sync_pool.stop()  # waits for the periodic fsyncs still running
                 self._pool = self._sync_pool = None
-                self._runner = self.background_sync = None
+                self._runner = self._sync_runner = None
             return result
 
         return drained.addBoth(stop_pool)
@@ -143,13 +187,33 @@ class JournalWriter(Service):
     def behind(self, period: float | None = None) -> bool:
         """
         Whether replies should wait for the thread: more than MAX_UNWRITTEN_BYTES are waiting
-        for it, or (for a journal fsynced every `period`) its batch has taken longer than a
-        period, so that what a killed process loses stays within one period.
+        for it, or (for a journal fsynced every `period`) its batch or a periodic fsync has
+        taken longer than a period, so that what a killed process (or a power cut) loses
+        stays within one period.
         """
         in_flight = self._in_flight
         if self.unwritten_bytes + (in_flight.bytes if in_flight is not None else 0) > MAX_UNWRITTEN_BYTES:
             return True
-        return bool(period) and in_flight is not None and perf_counter() - in_flight.handed_at > period
+        if not period:
+            return False
+        return (in_flight is not None and perf_counter() - in_flight.handed_at > period) or self.syncs_late(period)
+
+    def syncs_late(self, period: float) -> bool:
+        """Whether a periodic fsync has been pending for longer than `period`."""
+        try:
+            oldest = self._pending_syncs[0]
+        except IndexError:  # the fsync thread has just finished it
+            return False
+        return perf_counter() - oldest > period
+
+    def when_synced(self) -> Deferred:
+        """A Deferred that fires once every periodic fsync handed to the fsync thread so far has finished."""
+        target = self._syncs_handed
+        if self._syncs_finished >= target:
+            return succeed(None)
+        done = Deferred()
+        self._sync_waiters.append((target, done))
+        return done
 
     def when_done(self, source: BatchSource) -> Deferred:
         """A Deferred that fires once every operation `source` has queued so far has run."""
@@ -199,7 +263,10 @@ class JournalWriter(Service):
         completed, failures = outcomes
         for result, value in completed:
             if result is not None:
-                result.callback(value)
+                if isinstance(value, Failure):
+                    result.errback(value)
+                else:
+                    result.callback(value)
         failed = set()
         for source, failure, unrun in failures:
             failed.add(source)

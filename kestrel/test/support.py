@@ -11,6 +11,7 @@ from twisted.logger import formatEvent
 from kestrel.collection import QueueCollection
 from kestrel.config import QueueConfig, ServerConfig
 from kestrel.journal import files, records
+from kestrel.journal.journal import Journal
 from kestrel.journal.writer import JournalWriter
 from kestrel.queue import PersistentQueue
 
@@ -34,10 +35,13 @@ class QueueHarness:
         self.writer = synchronous_writer(self.clock)
 
     def queue(self, name: str = "test", **options) -> PersistentQueue:
-        queue = PersistentQueue(name, QueueConfig(**options), self.directory, self.writer, self.clock)
+        queue = PersistentQueue(name, QueueConfig(**options), self.journal(name), self.clock)
         queue.replay()
         self.settle()
         return queue
+
+    def journal(self, name: str) -> Journal:
+        return Journal(self.directory, name, self.writer, self.clock)
 
     def restart(self, queue: PersistentQueue, **options) -> PersistentQueue:
         queue.close()

@@ -4,11 +4,19 @@ import os
 
 import pytest
 
+from twisted.python.failure import Failure
+
 from kestrel.collection import InvalidQueueName, QueueCollection
 from kestrel.config import QueueConfig, ServerConfig
+from kestrel.journal.disk import JournalFiles
+from kestrel.journal.journal import WRITE_RETRY_INTERVAL
+from kestrel.journal.writer import JournalWriter
+from kestrel.queue import QueueUnavailable
 from kestrel.test.support import (
+    RecordingRunner,
     collection_on,
     drain,
+    numbered,
     restart_collection,
 )
 
@@ -423,3 +431,242 @@ def test_reload_attaches_a_new_expire_to_queue(harness):
     harness.clock.advance(2)
     assert collection.fetch("jobs") is None
     assert drain(collection.queue("dead")) == [b"late"]
+
+
+# Hardening (issue 10): each of these failed before its fix.
+
+
+def held_collection(harness, **server_options):
+    """
+    A collection on a writer whose batches run only when the test says, as a busy writer
+    thread would: it defers every write, the erase of a deleted queue's files included.
+    """
+    runner = RecordingRunner()
+    writer = JournalWriter(harness.clock, runner=runner)
+    writer.startService()
+    server_options.setdefault("queue_path", harness.directory)
+    collection = QueueCollection(ServerConfig(**server_options), writer, harness.clock)
+    collection.load()
+    return collection, writer, runner
+
+
+def end_turn(harness, runner) -> None:
+    """End the reactor turn and let the writer run everything handed to it."""
+    harness.clock.advance(0)
+    runner.run_all()
+
+
+def test_a_queue_made_again_before_the_erase_runs_has_only_its_new_items(harness):
+    collection, writer, runner = held_collection(harness)
+    for _ in range(3):
+        collection.add("race", b"old")
+    end_turn(harness, runner)
+
+    # delete, then set on the same connection: the erase has not run when the set comes.
+    assert collection.delete("race")
+    assert collection.add("race", b"new")
+    assert collection.queue("race").items == 1
+    end_turn(harness, runner)
+
+    collection.close()
+    end_turn(harness, runner)
+    assert drain(collection_on(harness).queue("race")) == [b"new"]
+
+
+def test_the_new_queue_writes_only_after_the_erase_even_while_the_erase_is_retried(harness, monkeypatch):
+    collection, writer, runner = held_collection(harness)
+    collection.add("race", b"old")
+    end_turn(harness, runner)
+    failing = [True]
+    real_erase = JournalFiles.erase
+
+    def erase(files, filenames):
+        if failing[0]:
+            raise OSError(5, "Input/output error")
+        real_erase(files, filenames)
+
+    monkeypatch.setattr(JournalFiles, "erase", erase)
+    collection.delete("race")
+    end_turn(harness, runner)
+    # The erase failed: the name's journal refuses writes until it has run.
+    with pytest.raises(QueueUnavailable):
+        collection.add("race", b"new")
+    failing[0] = False
+    harness.clock.advance(WRITE_RETRY_INTERVAL)
+    end_turn(harness, runner)
+    assert collection.add("race", b"new")
+    end_turn(harness, runner)
+    collection.close()
+    end_turn(harness, runner)
+    assert drain(collection_on(harness).queue("race")) == [b"new"]
+
+
+def test_a_deleted_fanout_child_made_again_gets_only_new_items(harness):
+    collection, writer, runner = held_collection(harness)
+    collection.queue("jobs+audit")
+    collection.add("jobs", b"old")
+    end_turn(harness, runner)
+    collection.delete("jobs+audit")
+    collection.queue("jobs+audit")
+    collection.add("jobs", b"new")
+    end_turn(harness, runner)
+    collection.close()
+    end_turn(harness, runner)
+    restarted = collection_on(harness)
+    assert drain(restarted.queue("jobs+audit")) == [b"new"]
+    assert drain(restarted.queue("jobs")) == [b"old", b"new"]
+
+
+def test_creating_a_queue_lists_no_folder_and_a_start_lists_it_once(harness, monkeypatch):
+    touch(harness, "a", "b.1000", "b", "c~~5")
+    listings = []
+    real_scandir = os.scandir
+
+    def counting_scandir(path):
+        listings.append(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counting_scandir)
+    monkeypatch.setattr(os, "listdir", lambda path: pytest.fail("listdir of " + path))
+    collection = collection_on(harness)
+    assert collection.names() == ["a", "b"]
+    assert listings == [harness.directory]
+
+    for number in range(50):
+        collection.add(f"new{number}", b"x")
+    collection.queue("more")
+    assert listings == [harness.directory]
+
+
+def test_expired_items_stay_while_the_expire_to_queue_refuses_them(harness, captured_logs):
+    collection = collection_on(
+        harness, queue_overrides={"pending": {"expire_to_queue": "ready"}, "ready": {"max_items": 1}}
+    )
+    for data in (b"one", b"two", b"three"):
+        collection.add("pending", data, expiry=now_ms(harness) + 1000)
+    harness.clock.advance(2)
+
+    assert collection.flush_expired("pending") == 1
+    assert [item for item in drain(collection.queue("ready"))] == [b"one"]
+    assert collection.queue("pending").items == 1 + 1
+    warnings = [message for message in captured_logs.messages() if "refuses them" in message]
+    assert len(warnings) == 1
+
+    collection.sweep()
+    collection.sweep()
+    assert drain(collection.queue("ready")) == [b"two"]
+    assert drain(collection.queue("ready")) == []
+    collection.sweep()
+    assert drain(collection.queue("ready")) == [b"three"]
+    assert collection.queue("pending").items == 0
+
+
+def test_expired_items_stay_while_the_expire_to_queue_cannot_be_written(harness):
+    collection = collection_on(harness, queue_overrides={"pending": {"expire_to_queue": "ready"}})
+    collection.add("pending", b"late", expiry=now_ms(harness) + 1000)
+    collection.queue("ready").journal.failure = Failure(OSError(28, "No space left on device"))
+    harness.clock.advance(2)
+    collection.sweep()
+    assert collection.queue("pending").items == 1
+    collection.queue("ready").journal.failure = None
+    collection.sweep()
+    assert drain(collection.queue("ready")) == [b"late"]
+
+
+def test_one_failing_queue_does_not_stop_the_sweep(harness, captured_logs, monkeypatch):
+    config = ServerConfig(queue_path=harness.directory, expiration_timer_frequency=1.0)
+    collection = QueueCollection(config, harness.writer, harness.clock)
+    collection.startService()
+    collection.add("a_broken", b"x")
+    collection.add("b_fine", b"soon gone", expiry=now_ms(harness) + 1500)
+
+    def broken(limit=None):
+        raise RuntimeError("sweep trouble")
+
+    monkeypatch.setattr(collection.queue("a_broken"), "discard_expired", broken)
+    harness.clock.advance(1)
+    harness.clock.advance(1)
+    assert collection.queue("b_fine").items == 0
+    assert sum("sweep of queue a_broken failed" in message for message in captured_logs.messages()) == 2
+    collection.stopService()
+
+
+def test_the_sweeper_goes_on_after_an_unexpected_failure(harness, captured_logs, monkeypatch):
+    config = ServerConfig(queue_path=harness.directory, expiration_timer_frequency=1.0)
+    collection = QueueCollection(config, harness.writer, harness.clock)
+    collection.startService()
+    calls = []
+
+    def sweep():
+        calls.append(harness.clock.seconds())
+        if len(calls) == 1:
+            raise RuntimeError("sweep trouble")
+
+    monkeypatch.setattr(collection, "sweep", sweep)
+    collection.stopService()
+    collection.startService()
+    for _ in range(3):
+        harness.clock.advance(1)
+    assert len(calls) == 3
+    assert any("the expiry sweep failed" in message for message in captured_logs.messages())
+    collection.stopService()
+
+
+def keep_journal(harness, keep: bool, **options) -> ServerConfig:
+    return ServerConfig(queue_path=harness.directory, default_queue=QueueConfig(keep_journal=keep, **options))
+
+
+def test_reload_turning_keep_journal_on_journals_what_the_queue_holds(harness):
+    collection = collection_on(harness, default_queue=QueueConfig(keep_journal=False))
+    for data in (b"one", b"two", b"three"):
+        collection.add("q", data)
+    opened = collection.fetch("q", transaction=True)
+    harness.settle()
+    assert spool(harness) == []
+
+    collection.reload(keep_journal(harness, True))
+    assert collection.add("q", b"four")
+    assert data_of(collection.fetch("q")) == b"two"
+    restarted = restart_collection(harness, collection, default_queue=QueueConfig())
+    assert drain(restarted.queue("q")) == [opened.data, b"three", b"four"]
+
+
+def test_reload_turning_keep_journal_off_erases_the_journal(harness):
+    collection = collection_on(harness)
+    collection.add("q", b"one")
+    harness.settle()
+    assert spool(harness) == ["q"]
+    collection.reload(keep_journal(harness, False))
+    assert spool(harness) == []
+    assert collection.add("q", b"two")
+    assert spool(harness) == []
+    assert drain(collection.queue("q")) == [b"one", b"two"]
+
+
+def test_reload_keeps_the_journal_of_a_queue_reading_behind(harness, captured_logs):
+    collection = collection_on(harness, default_queue=QueueConfig(max_memory_size=64))
+    for number in range(6):
+        collection.add("q", numbered(number, 32))
+    assert collection.queue("q").reading_behind
+    collection.reload(keep_journal(harness, False, max_memory_size=64))
+    assert collection.queue("q").config.keep_journal
+    assert any("keeps its journal" in message for message in captured_logs.messages())
+    assert collection.add("q", numbered(6, 32))
+    restarted = restart_collection(harness, collection, default_queue=QueueConfig(max_memory_size=64))
+    assert drain(restarted.queue("q")) == [numbered(number, 32) for number in range(7)]
+
+
+def test_a_damaged_journal_is_copied_before_it_is_cut_and_the_copy_is_no_queue(harness, captured_logs):
+    from kestrel.journal import records
+
+    whole = records.encode_addx(b"kept", 1, 0)
+    with open(os.path.join(harness.directory, "q"), "wb") as journal:
+        journal.write(whole + bytes([127]) + records.encode_addx(b"after the damage", 1, 0))
+    collection = collection_on(harness)
+    copies = [name for name in spool(harness) if "damaged" in name]
+    assert len(copies) == 1
+    with open(os.path.join(harness.directory, copies[0]), "rb") as copy:
+        assert copy.read().endswith(b"after the damage")
+    assert any(copies[0] in message and "DATA MAY HAVE BEEN LOST" in message for message in captured_logs.messages())
+    assert drain(collection.queue("q")) == [b"kept"]
+    assert restart_collection(harness, collection).names() == ["q"]

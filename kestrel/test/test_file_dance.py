@@ -67,13 +67,13 @@ def dance_steps(tmp_path, dance) -> int:
 
 
 def rewrite(journal: JournalFiles) -> None:
-    journal.rewrite([], [item(b"c"), item(b"d")], 300, 301)
+    journal.rewrite([], [item(b"c"), item(b"d")], ["q.100", "q.200"], 300, 301)
 
 
 def pack(journal: JournalFiles) -> None:
     # The state after q.200 is [b, c]; b is removed again by the first record of q, so the
     # pack holds a placeholder for it.
-    journal.pack([], [None, item(b"c")], 400, 200)
+    journal.pack([], [None, item(b"c")], ["q.100", "q.200"], 400, 200)
 
 
 @pytest.mark.parametrize("dance", [rewrite, pack])

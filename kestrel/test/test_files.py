@@ -8,6 +8,7 @@ from kestrel.journal import records
 from kestrel.journal.files import (
     fsync_directory,
     journal_files,
+    list_spool,
     pack_name,
     queue_names,
     read_records,
@@ -36,9 +37,11 @@ def file_names(directory) -> set[str]:
 class BrokenCalls:
     def __init__(self):
         self.calls: list[tuple[str, int, str]] = []
+        self.copies: list[str] = []
 
-    def __call__(self, path: str, offset: int, reason: str) -> None:
+    def __call__(self, path: str, offset: int, reason: str, copy: str) -> None:
         self.calls.append((path, offset, reason))
+        self.copies.append(copy)
 
 
 @pytest.mark.parametrize(
@@ -228,6 +231,29 @@ def test_garbage_opcode_truncates_that_file_only(tmp_path):
     [(path, offset, reason)] = broken.calls
     assert (path, offset) == (str(rotated), len(good))
     assert "127" in reason
+
+
+def test_a_damaged_file_is_copied_whole_before_it_is_cut(tmp_path):
+    rotated = tmp_path / "q.1000"
+    damaged = records.encode_addx(b"kept", ADD_TIME_MS, 0) + bytes([127]) + records.encode_addx(b"evidence", ADD_TIME_MS, 0)
+    rotated.write_bytes(damaged)
+    broken = BrokenCalls()
+
+    list(read_records(str(rotated), broken))
+
+    [copy] = broken.copies
+    assert os.path.dirname(copy) == str(tmp_path)
+    assert "damaged" in os.path.basename(copy)
+    assert open(copy, "rb").read() == damaged
+
+
+def test_damaged_copies_are_no_queue_and_no_journal_file(tmp_path):
+    (tmp_path / "q").write_bytes(THREE_RECORD_JOURNAL)
+    (tmp_path / "q.1000.1700000000000.damaged").write_bytes(b"\x7f")
+    (tmp_path / "gone.1700000000000.damaged").write_bytes(b"\x7f")
+    assert queue_names(str(tmp_path)) == ["q"]
+    assert list_spool(str(tmp_path)) == {"q": ["q"]}
+    assert journal_files(str(tmp_path), "q") == ["q"]
 
 
 def test_broken_record_is_truncated_without_a_callback(tmp_path):

@@ -784,6 +784,8 @@ QUEUE_STATS = [
     "items", "bytes", "total_items", "logsize", "expired_items", "mem_items", "mem_bytes", "age",
     "discarded", "waiters", "open_transactions", "transactions", "canceled_transactions",
     "total_flushes", "journal_rewrites", "journal_rotations",
+    # txkestrel's own, after Kestrel's
+    "journal_failing", "read_behind_errors", "lost_items",
 ]
 
 
@@ -831,12 +833,13 @@ def test_dump_stats(kestrel, client):
     client.send(set_request(b"b", b"xy") + set_request(b"a", b"z"))
     reply = client.send(b"dump_stats\r\n").decode()
     lines = reply.split("\r\n")
+    count = len(QUEUE_STATS)
     assert lines[0] == "queue 'a' {"
-    assert [line.split("=")[0] for line in lines[1:17]] == [f"  {key}" for key in QUEUE_STATS]
+    assert [line.split("=")[0] for line in lines[1:count + 1]] == [f"  {key}" for key in QUEUE_STATS]
     assert lines[1:3] == ["  items=1", "  bytes=1"]
-    assert lines[17:19] == ["}", "queue 'b' {"]
-    assert lines[19:21] == ["  items=1", "  bytes=2"]
-    assert lines[35:] == ["}", "END", ""]
+    assert lines[count + 1:count + 3] == ["}", "queue 'b' {"]
+    assert lines[count + 3:count + 5] == ["  items=1", "  bytes=2"]
+    assert lines[2 * count + 3:] == ["}", "END", ""]
 
 
 def test_dump_stats_of_named_queues_creates_none(kestrel, client):

@@ -3,14 +3,19 @@
 import os
 
 from kestrel.config import QueueConfig
+from kestrel.journal import records
+from kestrel.journal.disk import ReadBehindCursor
+from kestrel.journal.journal import Journal
 from kestrel.journal.writer import JournalWriter
 from kestrel.queue import PersistentQueue
 from kestrel.test.support import (
     ThreadLikeRunner,
     drain,
+    fired,
     journal_file_names,
     number_of,
     numbered,
+    stat,
 )
 
 KIB = dict(max_memory_size=1024)
@@ -154,7 +159,7 @@ def test_replay_with_a_running_writer_thread_rebuilds_the_same_queue(harness):
     runner = ThreadLikeRunner()
     writer = JournalWriter(harness.clock, runner=runner)
     writer.startService()
-    replayed = PersistentQueue("test", QueueConfig(**KIB), harness.directory, writer, harness.clock)
+    replayed = PersistentQueue("test", QueueConfig(**KIB), Journal(harness.directory, "test", writer, harness.clock), harness.clock)
     replayed.replay()
 
     def let_the_reactor_run():
@@ -319,3 +324,94 @@ def test_a_restarted_queue_packs_the_files_its_cursor_passes(harness):
     assert len(harness.journal_files()) < files_before / 2
     queue = harness.restart(queue, **options)
     assert [take(queue) for _ in range(10)] == list(range(50, 60))
+
+
+# When the journal cannot be read back (issue 10)
+
+
+def failing_reads(monkeypatch, failures: list[BaseException]) -> None:
+    """The read-behind cursor raises each of `failures` in turn, then reads as usual."""
+    real = ReadBehindCursor.read_items
+
+    def read_items(cursor, *args):
+        if failures:
+            raise failures.pop(0)
+        return real(cursor, *args)
+
+    monkeypatch.setattr(ReadBehindCursor, "read_items", read_items)
+
+
+def test_a_failing_refill_is_retried_with_back_off_and_logged_once(harness, monkeypatch, captured_logs):
+    queue = harness.queue(**KIB)
+    fill(queue, range(10))
+    failing_reads(monkeypatch, [OSError(5, "Input/output error"), OSError(5, "Input/output error")])
+
+    assert [take(queue) for _ in range(8)] == list(range(8))
+    assert (queue.items, queue.memory_items, stat(queue, "read_behind_errors")) == (2, 0, 1)
+    # While the retry waits, a read that would wait for the disk alone is answered at once.
+    assert queue.fetch(transaction=False, peek=False, deadline=None) is None
+    harness.clock.advance(1)  # the first retry fails too
+    assert stat(queue, "read_behind_errors") == 2
+    harness.clock.advance(1)
+    assert queue.memory_items == 0
+    harness.clock.advance(1)  # the second waits twice as long, and works
+    assert queue.memory_items == 2
+    assert [take(queue) for _ in range(2)] == [8, 9]
+    failures = [message for message in captured_logs.messages() if "read-behind of test failed" in message]
+    assert len(failures) == 1
+    assert any("read-behind of test works again" in message for message in captured_logs.messages())
+
+
+def test_a_read_waiting_for_the_disk_keeps_its_deadline(harness, monkeypatch):
+    queue = harness.queue(**KIB)
+    fill(queue, range(10))
+    failing_reads(monkeypatch, [OSError(5, "Input/output error")] * 10)
+    for _ in range(8):
+        take(queue)
+    waiting = queue.fetch(transaction=False, peek=False, deadline=harness.clock.seconds() + 0.2)
+    answers = fired(waiting)
+    assert answers == []
+    harness.clock.advance(0.2)
+    assert answers == [None]
+
+
+def test_a_missing_journal_file_loses_only_what_it_held_and_says_so(harness, captured_logs):
+    options = dict(max_memory_size=512, max_journal_size=1024)
+    queue = harness.queue(**options)
+    fill(queue, range(12))
+    harness.settle()
+    rotated = [name for name in journal_file_names(harness.directory, "test") if name != "test"]
+    os.unlink(os.path.join(harness.directory, rotated[-1]))
+
+    taken = []
+    while (item := queue.remove()) is not None:
+        taken.append(number_of(item.data))
+    assert taken[:4] == [0, 1, 2, 3]
+    assert stat(queue, "lost_items") == 12 - len(taken)
+    assert stat(queue, "read_behind_errors") == 1
+    assert (queue.items, queue.reading_behind) == (0, False)
+    assert any("DATA MAY HAVE BEEN LOST" in message and "is missing" in message for message in captured_logs.messages())
+
+    fill(queue, [20, 21])
+    queue = harness.restart(queue, **options)
+    assert [number_of(data) for data in drain(queue)] == [20, 21]
+
+
+def test_a_damaged_record_met_by_read_behind_is_kept_as_evidence(harness, captured_logs):
+    queue = harness.queue(**KIB)
+    fill(queue, range(10))
+    harness.settle()
+    path = os.path.join(harness.directory, "test")
+    with open(path, "r+b") as journal:
+        journal.seek(-2 * len(records.encode_addx(numbered(0), 0, 0)), os.SEEK_END)
+        journal.write(bytes([127]))
+
+    assert [take(queue) for _ in range(8)] == list(range(8))
+    assert queue.remove() is None
+    assert stat(queue, "lost_items") == 2
+    copies = [name for name in os.listdir(harness.directory) if "damaged" in name]
+    assert len(copies) == 1
+    assert any("DATA MAY HAVE BEEN LOST" in message and copies[0] in message for message in captured_logs.messages())
+    fill(queue, [30])
+    queue = harness.restart(queue, **KIB)
+    assert [number_of(data) for data in drain(queue)] == [30]

@@ -309,3 +309,76 @@ def test_replies_wait_for_a_writer_that_lags_far_behind(clock, runner, writer, m
     assert not waiting.called
     runner.run_next()
     assert waiting.called and not writer.behind()
+
+
+# Periodic fsyncs on their own thread (issue 10, defect 5)
+
+
+class HeldSyncs:
+    """An fsync thread that runs each periodic fsync only when the test says."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def __call__(self, function, *args) -> None:
+        self.calls.append((function, args))
+
+    def run_all(self) -> None:
+        while self.calls:
+            function, args = self.calls.pop(0)
+            function(*args)
+
+
+@pytest.fixture
+def syncs() -> HeldSyncs:
+    return HeldSyncs()
+
+
+@pytest.fixture
+def syncing_writer(clock, runner, syncs) -> JournalWriter:
+    # The reactor hears of a finished fsync at once: the test is the reactor.
+    writer = JournalWriter(clock, runner=runner, sync_runner=syncs, call_from_thread=lambda function: function())
+    writer.startService()
+    return writer
+
+
+def period_passes(clock, runner, journal, data: bytes) -> None:
+    journal.append(addx(data))
+    clock.advance(0.1)
+    clock.advance(0)
+    runner.run_all()
+
+
+def test_periodic_fsyncs_of_a_journal_coalesce_while_one_waits_for_the_fsync_thread(tmp_path, clock, runner, syncs, syncing_writer):
+    journal = Journal(str(tmp_path), "q", syncing_writer, clock, 0.1)
+    for data in (b"a", b"b", b"c", b"d"):
+        period_passes(clock, runner, journal, data)
+    assert len(syncs.calls) == 1, "a slow disk must not collect one fsync per period"
+
+    syncs.run_all()
+    period_passes(clock, runner, journal, b"e")
+    assert len(syncs.calls) == 1
+
+
+def test_replies_wait_for_a_periodic_fsync_that_takes_longer_than_its_period(
+    tmp_path, clock, runner, syncs, syncing_writer, monkeypatch
+):
+    now = [100.0]
+    monkeypatch.setattr("kestrel.journal.writer.perf_counter", lambda: now[0])
+    journal = Journal(str(tmp_path), "q", syncing_writer, clock, 0.1)
+    period_passes(clock, runner, journal, b"a")
+    assert len(syncs.calls) == 1
+    journal.append(addx(b"b"))
+    assert journal.durable() is None, "the fsync has not taken a period yet"
+
+    now[0] += 0.2
+    assert syncing_writer.behind(0.1)
+    waiting = journal.durable()
+    assert waiting is not None
+    answers = fired(waiting)
+    clock.advance(0)
+    runner.run_all()
+    assert answers == [], "the reply went out while the late fsync still ran"
+    syncs.run_all()
+    assert answers == [None]
+    assert not syncing_writer.behind(0.1)
