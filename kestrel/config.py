@@ -315,6 +315,24 @@ def _config_error(source: str, table: str, key: str, reason: str) -> ConfigError
     return ConfigError(f"{source}: [{table}] {_toml_key(key)}: {reason}")
 
 
+# The table and key that set each listener's endpoint, by ServerConfig field.
+LISTEN_OPTIONS: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "memcache_listen": ("server", "memcache_listen"),
+        "text_listen": ("server", "text_listen"),
+        "thrift_listen": ("server", "thrift_listen"),
+        "admin_listen": ("server", "admin_listen"),
+        "manhole_listen": ("manhole", "listen"),
+    }
+)
+
+
+def listen_error(config: ServerConfig, field: str, reason: str) -> ConfigError:
+    """What is wrong with a listener's endpoint (``field`` of LISTEN_OPTIONS), worded like any bad value."""
+    table, key = LISTEN_OPTIONS[field]
+    return _config_error(config.config_path or "<config>", table, key, reason)
+
+
 def _parse_table(
     table: Mapping[str, object], parsers: Mapping[str, Parser], source: str, table_name: str
 ) -> dict[str, object]:

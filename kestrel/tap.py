@@ -4,11 +4,16 @@
 The tree starts in order and stops in reverse: the journal writer first (and last, so
 that it drains everything the queues wrote), then the queue collection (which replays
 every journal before anyone can connect), then the listeners.
+
+A config that cannot be used stops the start with one line on stderr, naming the file, the
+table and the key, and exit status 1: a bad value when the options are parsed, a listener that
+cannot bind when twistd calls privilegedStartService (before anything else starts).
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 
 from twisted.application.service import MultiService
 from twisted.logger import Logger
@@ -18,13 +23,33 @@ from kestrel.admin import loopback_unless_named
 from kestrel.admin.http import admin_site
 from kestrel.admin.manhole import manhole_factory, manhole_namespace
 from kestrel.collection import QueueCollection
-from kestrel.config import ConfigError, ServerConfig, load_config
+from kestrel.config import ConfigError, ServerConfig, listen_error, load_config
 from kestrel.journal.writer import JournalWriter
-from kestrel.listener import ListenerService
+from kestrel.listener import ListenFailed, ListenerService
 from kestrel.protocols.memcache import MemcacheFactory
 from kestrel.protocols.text import TextFactory
 from kestrel.protocols.thrift import ThriftFactory
 from kestrel.server import KestrelServer
+
+
+class StartFailed(SystemExit, Exception):
+    """
+    The server cannot start; the message says why in one line.
+
+    twistd handles an Exception from the start by removing its pid file and telling a
+    daemonizing parent, then re-raises it; as a SystemExit with code 1 it then ends the process
+    with status 1 and no traceback.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.code = 1
+
+
+def _start_failed(message: str) -> StartFailed:
+    # The process's own stderr: once twistd's logging has started, sys.stderr feeds the log.
+    print(message, file=sys.__stderr__, flush=True)
+    return StartFailed(message)
 
 
 class Options(usage.Options):
@@ -38,7 +63,8 @@ class Options(usage.Options):
         try:
             self["server_config"] = load_config(self["config"])
         except ConfigError as error:
-            raise usage.UsageError(str(error)) from None
+            # Not a UsageError: twistd would print the whole usage text around the one line.
+            raise _start_failed(str(error)) from None
 
 
 class KestrelService(MultiService):
@@ -58,19 +84,22 @@ class KestrelService(MultiService):
         self.collection.setServiceParent(self)
         self.server = KestrelServer(config, self.collection, reactor, shutdown=self._stop_reactor)
         self.listeners: list[ListenerService] = []
-        self._listen("memcache", config.memcache_listen, MemcacheFactory(self.server))
-        self._listen("text", config.text_listen, TextFactory(self.server))
-        self._listen("thrift", config.thrift_listen, ThriftFactory(self.server))
+        self._listen_options: dict[ListenerService, str] = {}
+        self._listen("memcache_listen", config.memcache_listen, MemcacheFactory(self.server))
+        self._listen("text_listen", config.text_listen, TextFactory(self.server))
+        self._listen("thrift_listen", config.thrift_listen, ThriftFactory(self.server))
         self.server.listeners = self.listener_addresses
         self.writer.batch_observer = self.server.latencies.fsync_delay.observe
-        self._listen("admin", loopback_unless_named(config.admin_listen), admin_site(self.server))
+        self._listen("admin_listen", loopback_unless_named(config.admin_listen), admin_site(self.server))
         self._listen_manhole(config)
 
-    def _listen(self, protocol: str, description: str, factory) -> None:
+    def _listen(self, option: str, description: str, factory) -> None:
+        """A listener for the ServerConfig field ``option`` ("memcache_listen"), unless it is off."""
         if description:
-            listener = ListenerService(protocol, description, factory, self._reactor)
+            listener = ListenerService(option.removesuffix("_listen"), description, factory, self._reactor)
             listener.setServiceParent(self)
             self.listeners.append(listener)
+            self._listen_options[listener] = option
 
     def _listen_manhole(self, config: ServerConfig) -> None:
         if not config.manhole_listen:
@@ -88,11 +117,21 @@ class KestrelService(MultiService):
                 path=error.filename, error=error.strerror,
             )
             return
-        self._listen("manhole", loopback_unless_named(config.manhole_listen), factory)
+        self._listen("manhole_listen", loopback_unless_named(config.manhole_listen), factory)
 
     def listener_addresses(self) -> list[tuple[str, str]]:
         """(protocol, "host:port") of each listener that is bound."""
         return [(listener.protocol, listener.address) for listener in self.listeners if listener.address is not None]
+
+    def privilegedStartService(self) -> None:
+        """twistd binds every listener here, before anything starts; one that cannot bind stops the start."""
+        try:
+            super().privilegedStartService()
+        except ListenFailed as failure:
+            for listener in self.listeners:
+                listener.stopService()
+            error = listen_error(self.config, self._listen_options[failure.listener], str(failure))
+            raise _start_failed(str(error)) from None
 
     def startService(self) -> None:
         super().startService()

@@ -1,0 +1,94 @@
+"""Listeners that cannot bind: the start stops, naming the config key and the address."""
+
+import errno
+import os
+
+import pytest
+from twisted.internet.error import CannotListenError
+from twisted.internet.testing import MemoryReactorClock
+
+from kestrel.config import ServerConfig
+from kestrel.listener import ListenerService, ListenFailed
+from kestrel.protocols.memcache import MemcacheFactory
+from kestrel.tap import KestrelService, StartFailed
+
+TAKEN = OSError(errno.EADDRINUSE, "Address already in use")
+
+
+class TakenPortReactor(MemoryReactorClock):
+    """Binds every address but one, as a real reactor does when another process holds it."""
+
+    def __init__(self, taken: int | str):
+        super().__init__()
+        self.taken = taken
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        if port == self.taken:
+            raise CannotListenError(interface, port, TAKEN)
+        return super().listenTCP(port, factory, backlog, interface)
+
+    def listenUNIX(self, address, factory, backlog=50, mode=0o666, wantPID=0):
+        if address == self.taken:
+            raise CannotListenError(None, address, TAKEN)
+        return super().listenUNIX(address, factory, backlog, mode, wantPID)
+
+
+@pytest.mark.parametrize(
+    ("description", "taken", "address"),
+    [
+        ("tcp:22133:interface=127.0.0.1", 22133, "127.0.0.1:22133"),
+        ("tcp:22133", 22133, "0.0.0.0:22133"),
+        (r"tcp6:22133:interface=\:\:1", 22133, "[::1]:22133"),
+        ("unix:/run/kestrel.sock", "/run/kestrel.sock", "/run/kestrel.sock"),
+    ],
+)
+def test_a_listener_that_cannot_bind_raises_with_the_address(description, taken, address):
+    listener = ListenerService("memcache", description, MemcacheFactory(None), TakenPortReactor(taken))
+    with pytest.raises(ListenFailed) as caught:
+        listener.privilegedStartService()
+    assert str(caught.value) == f"cannot listen on {address}: Address already in use"
+    assert caught.value.listener is listener
+    assert listener.address is None
+
+
+def test_a_listener_that_binds_logs_its_address(captured_logs):
+    listener = ListenerService("text", "tcp:2222", MemcacheFactory(None), TakenPortReactor(22133))
+    listener.privilegedStartService()
+    listener.startService()  # does not listen a second time
+    assert listener.address == "0.0.0.0:2222"
+    assert "listening for text on 0.0.0.0:2222" in captured_logs.messages()
+    listener.stopService()
+    assert listener.address is None
+
+
+def every_listener(tmp_path) -> ServerConfig:
+    keys = tmp_path / "manhole_keys"
+    keys.write_text("")
+    return ServerConfig(
+        queue_path=str(tmp_path / "spool"), config_path="/etc/kestrel.conf",
+        memcache_listen="tcp:1001", text_listen="tcp:1002", thrift_listen="tcp:1003", admin_listen="tcp:1004",
+        manhole_listen="tcp:1005", manhole_authorized_keys=str(keys),
+    )
+
+
+@pytest.mark.parametrize(
+    ("port", "key", "host"),
+    [
+        (1001, "[server] memcache_listen", "0.0.0.0"),
+        (1003, "[server] thrift_listen", "0.0.0.0"),
+        (1004, "[server] admin_listen", "127.0.0.1"),
+        (1005, "[manhole] listen", "127.0.0.1"),
+    ],
+)
+def test_a_port_that_is_taken_stops_the_start_with_one_line(tmp_path, capfd, port, key, host):
+    service = KestrelService(every_listener(tmp_path), reactor=TakenPortReactor(port))
+    with pytest.raises(StartFailed) as caught:
+        service.privilegedStartService()
+    line = f"/etc/kestrel.conf: {key}: cannot listen on {host}:{port}: Address already in use"
+    assert str(caught.value) == line
+    # twistd removes its pid file for an Exception; a SystemExit of 1 ends the process quietly.
+    assert isinstance(caught.value, Exception) and caught.value.code == 1
+    assert capfd.readouterr().err == line + "\n"
+    assert [listener.address for listener in service.listeners] == [None] * 5
+    assert not service.running
+    assert not os.path.exists(tmp_path / "spool")
