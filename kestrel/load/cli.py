@@ -11,12 +11,12 @@ import asyncio
 import json
 import sys
 
-from kestrel.load import flood, leaky_reader, many_clients, packing, put_many, replay
+from kestrel.load import flood, leaky_reader, many_clients, packing, put_many, queue_creation, replay
 from kestrel.load.arguments import add_common, config_of, finish_options
 from kestrel.load.clients import QueueStatsProbe, probe
 
 TOOLS = {tool.TOOL.name: tool for tool in (put_many, flood, many_clients, packing, leaky_reader)}
-EXTRAS = {"replay": replay.main}
+EXTRAS = {"replay": replay.main, "queue-creation": queue_creation.main}
 PROBE_SECONDS = 5.0
 
 
@@ -30,7 +30,8 @@ def parser() -> argparse.ArgumentParser:
         tool.add_arguments(command)
         add_common(command, tool.TOOL)
         command.set_defaults(tool=tool)
-    commands.add_parser("replay", help=replay.__doc__.strip().splitlines()[0] + " (own options: replay --help)")
+    for name, extra in (("replay", replay), ("queue-creation", queue_creation)):
+        commands.add_parser(name, help=extra.__doc__.strip().splitlines()[0] + f" (own options: {name} --help)")
     return top
 
 

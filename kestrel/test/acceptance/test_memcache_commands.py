@@ -185,3 +185,22 @@ def test_a_read_only_shutdown_compacts_the_journals_of_empty_queues(kestrel, tmp
     spool = tmp_path / "spool"
     assert (spool / "drained").stat().st_size == 0
     assert (spool / "full").stat().st_size == 20 * 121
+
+
+def test_a_set_right_after_a_delete_keeps_only_the_new_item(kestrel):
+    # Issue 10, defect 1: the set used to recreate the queue from the files the erase had
+    # not removed yet (the deleted items came back), and the erase then took the new item.
+    client = kestrel.client()
+    for _ in range(3):
+        assert client.set("race", b"old") == b"STORED"
+    time.sleep(0.2)  # the writer thread has written them
+    client.send(b"delete race\r\nset race 0 0 3\r\nnew\r\n")
+    assert (client.line(), client.line()) == (b"DELETED", b"STORED")
+    assert client.get("race") == b"new"
+    assert client.set("race", b"newer") == b"STORED"
+    client.close()
+
+    kestrel.restart()
+    client = kestrel.client()
+    assert client.get("race") == b"newer"
+    assert client.get("race") is None
