@@ -456,14 +456,27 @@ def end_turn(harness, runner) -> None:
     runner.run_all()
 
 
-def test_a_queue_made_again_before_the_erase_runs_has_only_its_new_items(harness):
-    collection, writer, runner = held_collection(harness)
+def delete_command(harness, collection) -> None:
+    assert collection.delete("race")
+
+
+def max_queue_age(harness, collection) -> None:
+    harness.clock.advance(61)
+    collection.sweep()
+    assert "race" not in collection
+
+
+@pytest.mark.parametrize("deletion", [delete_command, max_queue_age])
+def test_a_queue_made_again_before_the_erase_runs_has_only_its_new_items(harness, deletion):
+    collection, writer, runner = held_collection(harness, queue_overrides={"race": {"max_queue_age": 60.0}})
     for _ in range(3):
         collection.add("race", b"old")
     end_turn(harness, runner)
+    for _ in range(3):
+        collection.fetch("race")
 
-    # delete, then set on the same connection: the erase has not run when the set comes.
-    assert collection.delete("race")
+    # Deleted, then set on the same connection: the erase has not run when the set comes.
+    deletion(harness, collection)
     assert collection.add("race", b"new")
     assert collection.queue("race").items == 1
     end_turn(harness, runner)
