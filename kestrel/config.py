@@ -147,6 +147,7 @@ class ServerConfig:
     max_connections: int | None = None
     max_line_length: int = 8192
     max_value_size: int = 64 * 1024**2
+    max_output_buffer: int = 1024**2
     manhole_listen: str = ""
     manhole_authorized_keys: str | None = None
     default_queue: QueueConfig = QueueConfig()
@@ -296,6 +297,7 @@ def server_option_parsers(base_dir: str) -> dict[str, Parser]:
         "max_connections": _count,
         "max_line_length": parse_size,
         "max_value_size": parse_size,
+        "max_output_buffer": parse_size,
     }
 
 

@@ -1,8 +1,15 @@
 """
 What every client connection (memcache, text, Thrift) does around its requests: a session
 for the connection's life, the connection limit, the idle timeout, replies in order (those
-produced while one burst of input is parsed go out in one write), and answers that wait,
-holding the requests behind them.
+produced while one burst of input is parsed go out in one write), answers that wait,
+holding the requests behind them, and replies that wait for a client that does not read
+them, holding its requests likewise.
+
+The connection is its transport's streaming producer. Twisted pauses it when more than its
+write buffer (64 KB) waits to be sent and resumes it when all of it has gone; one pass over
+buffered requests also stops to write its replies once they pass `max_output_buffer`. While
+paused the connection neither handles nor reads requests, so what a client that does not
+read can make the server hold is bounded by about one buffer plus one reply.
 """
 
 from __future__ import annotations
@@ -36,9 +43,16 @@ class SessionConnection(TimeoutMixin):
     session: Session | None = None
     _closing = False
     _waiting = False
-    _paused = False
-    # The replies of the parse pass under way; None outside a pass.
+    # Why reading is paused: an answer waits with too much input behind it; the transport
+    # holds more output than it buffers. Reading resumes when neither holds.
+    _input_held = False
+    _output_full = False
+    _reading_paused = False
+    # Whether the connection is its transport's producer.
+    _producing = False
+    # The replies of the parse pass under way and their size; None outside a pass.
     _output: list[bytes] | None = None
+    _output_bytes = 0
     # How much of `self._buffer` the requests handled in this pass took up.
     _position = 0
 
@@ -50,6 +64,9 @@ class SessionConnection(TimeoutMixin):
             self.transport.loseConnection()
             return
         self.session = Session(self.server, self.track_open_reads)
+        self._max_output = self.server.config.max_output_buffer
+        self.transport.registerProducer(self, True)
+        self._producing = True
         # The idle timer runs on the server's clock.
         self.callLater = self.server.clock.callLater
         self.setTimeout(self.server.config.client_timeout)
@@ -58,11 +75,30 @@ class SessionConnection(TimeoutMixin):
         # Requests still buffered behind a waiting one must not run for a client that left.
         self._closing = True
         self.setTimeout(None)
+        self._producing = False
+        self._release()
         if self.session is not None:
             self.session.finish()
 
+    def _release(self) -> None:
+        """Drop what is buffered for a connection that is gone."""
+        self._buffer = bytearray()
+
     def timeoutConnection(self) -> None:
         self.log.info("closing idle connection from {peer}", peer=self.transport.getPeer())
+        if self._output_full:
+            # A client that does not read its replies would keep a closing connection open.
+            self._closing = True
+            self.transport.abortConnection()
+        else:
+            self._close()
+
+    def _lose_connection(self) -> None:
+        """Close once the replies written so far are out."""
+        # A transport resumes its paused producer when its buffer drains, instead of closing.
+        if self._producing:
+            self._producing = False
+            self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def _refuse_connection(self) -> None:
@@ -84,8 +120,12 @@ class SessionConnection(TimeoutMixin):
         if not self._begin_pass():
             return
         try:
-            while not self._waiting and not self._closing and self._handle_next():
-                pass
+            while not self._waiting and not self._closing and not self._output_full and self._handle_next():
+                if self._output_bytes > self._max_output:
+                    # Write what the pass has produced; the transport may pause it.
+                    output, self._output = self._output, []
+                    self._write(output, self._output_bytes)
+                    self._output_bytes = 0
         finally:
             if self._position:
                 del self._buffer[:self._position]
@@ -128,25 +168,48 @@ class SessionConnection(TimeoutMixin):
     def _end_pass(self) -> None:
         output, self._output = self._output, None
         if output:
-            self._write(output)
+            self._write(output, self._output_bytes)
+        self._output_bytes = 0
         if self._closing:
-            self.transport.loseConnection()
+            self._lose_connection()
 
     def _reply(self, *chunks: bytes) -> None:
+        size = sum(map(len, chunks))
         if self._output is not None:
             self._output.extend(chunks)
+            self._output_bytes += size
         else:
-            self._write(chunks)
+            self._write(chunks, size)
 
-    def _write(self, chunks: Sequence[bytes]) -> None:
-        self.server.stats.bytes_written += sum(map(len, chunks))
+    def _write(self, chunks: Sequence[bytes], size: int) -> None:
+        self.server.stats.bytes_written += size
         send_reply(self.transport, chunks)
 
     def _close(self) -> None:
         """Close once the replies written so far are out; later requests are ignored."""
         self._closing = True
         if self._output is None:
-            self.transport.loseConnection()
+            self._lose_connection()
+
+    # Replies the client does not read: the transport calls these
+
+    def pauseProducing(self) -> None:
+        """More output waits to be sent than the transport buffers: handle and read no requests."""
+        self._output_full = True
+        self._update_reading()
+
+    def resumeProducing(self) -> None:
+        """Every reply has gone out: go on with the requests that wait."""
+        self._output_full = False
+        if self._closing:
+            return
+        self._update_reading()
+        if not self._waiting:
+            self._process()
+
+    def stopProducing(self) -> None:
+        """The connection is lost; connectionLost follows."""
+        self._closing = True
 
     # Answers that wait
 
@@ -175,9 +238,8 @@ class SessionConnection(TimeoutMixin):
         if self._closing:
             return
         self.setTimeout(self.server.config.client_timeout)
-        if self._paused:
-            self._paused = False
-            self.transport.resumeProducing()
+        self._input_held = False
+        self._update_reading()
         self._process()
 
     def dataReceived(self, data: bytes) -> None:
@@ -198,6 +260,16 @@ class SessionConnection(TimeoutMixin):
 
     def _hold_input(self, backlog: int, limit: int) -> None:
         """While an answer waits: stop reading a client that pipelines more than `limit` bytes."""
-        if not self._paused and backlog > limit:
-            self._paused = True
-            self.transport.pauseProducing()
+        if not self._input_held and backlog > limit:
+            self._input_held = True
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read while neither a waiting answer nor unsent output holds the connection back."""
+        paused = self._input_held or self._output_full
+        if paused != self._reading_paused and not self._closing:
+            self._reading_paused = paused
+            if paused:
+                self.transport.pauseProducing()
+            else:
+                self.transport.resumeProducing()

@@ -108,6 +108,12 @@ class ThriftProtocol(SessionConnection, Int32StringReceiver):
     def _refuse_connection(self) -> None:
         """Thrift has nothing to say before a call: the connection just closes."""
 
+    def _release(self) -> None:
+        super()._release()
+        self._frames.clear()
+        self._backlog = 0
+        self._skipping = None
+
     # Framing
 
     def dataReceived(self, data: bytes) -> None:

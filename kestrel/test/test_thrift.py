@@ -67,6 +67,16 @@ class Reply:
             self.value = getattr(result, "success", None)
 
 
+def replies_in(data: bytes) -> list[Reply]:
+    """The replies in what the server wrote."""
+    replies = []
+    while data:
+        (length,) = struct.unpack_from("!I", data)
+        replies.append(Reply(data[4:4 + length]))
+        data = data[4 + length:]
+    return replies
+
+
 class ThriftConnection(Connection):
     """A ThriftProtocol on a StringTransport: frames in, decoded replies out."""
 
@@ -80,13 +90,7 @@ class ThriftConnection(Connection):
         return self.replies()
 
     def replies(self) -> list[Reply]:
-        data = self.written()
-        replies = []
-        while data:
-            (length,) = struct.unpack_from("!I", data)
-            replies.append(Reply(data[4:4 + length]))
-            data = data[4 + length:]
-        return replies
+        return replies_in(self.written())
 
     def call(self, method: str, *args, **kwargs):
         """Call and return the value, or raise the application exception it got."""
