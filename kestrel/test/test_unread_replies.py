@@ -7,14 +7,18 @@ The transport is a StringTransport that keeps what is written, as a socket whose
 not read, and pauses and resumes its producer as Twisted's TCP transport does.
 """
 
+import json
+
 import pytest
 from twisted.internet.testing import StringTransport
 
 from kestrel import __version__
+from kestrel.admin.http import AdminResource, AdminSite
 from kestrel.config import parse_config
 from kestrel.protocols.memcache import MemcacheProtocol
 from kestrel.protocols.text import TextProtocol, item_reply
 from kestrel.test.support import ServerHarness
+from kestrel.test.test_hostile_admin import CLIENT, responses
 from kestrel.test.test_thrift import ThriftServer, call_frame, replies_in
 
 BOUND = 100
@@ -214,3 +218,23 @@ def test_thrift_handles_no_call_while_its_replies_are_unread(kestrel):
     assert rest[4].value == __version__
     assert client.transport.reading
 
+
+# admin HTTP
+
+
+def stats_request() -> bytes:
+    return b"GET /stats.json HTTP/1.1\r\nHost: kestrel\r\n\r\n"
+
+
+def test_admin_http_answers_no_pipelined_request_while_its_responses_are_unread(kestrel):
+    site = AdminSite(AdminResource(kestrel.server), reactor=kestrel.clock)
+    client = Client(site.buildProtocol(CLIENT), peerAddress=CLIENT)
+    client.send(stats_request() * 10)
+    assert len(responses(client.unread())) == 1
+    assert not client.transport.reading
+    client.send(stats_request())
+    assert len(responses(client.unread())) == 1
+    answered = responses(client.read_all())
+    assert len(answered) == 11
+    assert all(json.loads(response.body)["queues"]["big"]["items"] == 1 for response in answered)
+    assert client.transport.reading

@@ -69,3 +69,34 @@ def test_unread_replies_to_pipelined_peeks_of_a_large_item_do_not_grow_the_serve
     assert client.get("big") == b"x" * MB
     client.close()
 
+
+def test_unread_responses_to_pipelined_admin_requests_do_not_grow_the_server(kestrel):
+    pid = kestrel.process.pid
+    client = kestrel.client()
+    for n in range(200):
+        assert client.set(f"queue{n}", b"x") == b"STORED"
+    client.close()
+    before = resident_memory(pid)
+
+    reader = socket.create_connection(("127.0.0.1", kestrel.admin_port), timeout=1)
+    burst = b"GET /stats.json HTTP/1.1\r\nHost: kestrel\r\n\r\n" * 100
+    sent = 0
+    samples = []
+    try:
+        # Until the server stops reading (the socket buffers fill) or 30,000 requests are out.
+        for _ in range(300):
+            reader.sendall(burst)
+            sent += 1
+    except TimeoutError:
+        pass
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        samples.append(resident_memory(pid))
+        time.sleep(0.05)
+    during = max(samples)
+    reader.close()
+    assert kestrel.admin("GET", "/ping").body == b"pong\n"
+    after = resident_memory(pid)
+    print(f"VmRSS before {before / MB:.1f} MB, while not reading {during / MB:.1f} MB ({sent * 100} requests sent), after {after / MB:.1f} MB")
+    assert during - before < SLACK, (before, during)
+    assert after - before < SLACK, (before, after)
