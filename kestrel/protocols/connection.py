@@ -224,14 +224,20 @@ class SessionConnection(TimeoutMixin):
         self._resume()
 
     def _failed(self, failure: Failure) -> None:
-        # A cancelled answer belongs to a connection that is gone.
-        if failure.check(CancelledError):
+        error = self._failure_of(failure)
+        if error is None:
             return
+        self._request_failed(error)
+        self._resume()
+
+    def _failure_of(self, failure: Failure) -> BaseException | None:
+        """The error a failed answer reports, logged; None if it was cancelled (its connection is gone)."""
+        if failure.check(CancelledError):
+            return None
         if failure.check(FirstError):
             failure = failure.value.subFailure
         self.log.failure("request failed", failure)
-        self._request_failed(failure.value)
-        self._resume()
+        return failure.value
 
     def _resume(self) -> None:
         self._waiting = False

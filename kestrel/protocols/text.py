@@ -9,8 +9,12 @@ are one line each: `+<count>`, `-<error>`, `:<item>`, or `*` for no item.
 Items are stored exactly as sent, byte for byte (Kestrel re-encoded them from ISO-8859-1
 to UTF-8); an item cannot hold a line feed. The items of a put are added as their lines
 arrive, so a put of any length holds one line in memory, and its reply counts them at
-the empty line. Reads are reliable: `get` confirms what the connection read before on
-that queue and opens the next item; closing the connection aborts what is open.
+the empty line. A put waits for the journal writer as a memcache `set` does: while the
+writer is behind, it takes no further item line until the last one is written. On a
+queue that fsyncs every write, the item lines that arrived together are written in one
+batch, and later ones wait for it. Reads are reliable: `get` confirms what the connection
+read before on that queue and opens the next item; closing the connection aborts what is
+open.
 
 Requests on a connection are answered in order, as on memcache: a reply that has to
 wait (a get with a timeout, a monitor, a write to a queue that fsyncs) holds the
@@ -19,9 +23,10 @@ requests behind it.
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from kestrel.collection import InvalidQueueName
 from kestrel.config import validate_queue_name
@@ -52,6 +57,10 @@ def item_reply(data: bytes) -> bytes:
     return b":%s\n" % data
 
 
+def internal_error(error: BaseException) -> bytes:
+    return error_reply(f"Internal error: {error}")
+
+
 def split_request(line: bytes) -> tuple[bytes, list[bytes]]:
     """A request line as (command, arguments): split on single spaces, the command lower-cased."""
     tokens = line.split(b" ")
@@ -66,16 +75,24 @@ def parse_ms(token: bytes, message: str) -> int:
 
 
 class PutRequest:
-    """A put whose item lines are still arriving. A put refused at its first line skips them."""
+    """
+    A put whose item lines are still arriving. A put refused at its first line, or whose
+    write failed, skips the rest.
+    """
 
-    __slots__ = ("name", "expiry", "refusal", "added", "durable")
+    __slots__ = ("name", "expiry", "refusal", "added", "writes", "last_write", "group_commit")
 
     def __init__(self, name: str, expiry: int, refusal: bytes | None = None):
         self.name = name
         self.expiry = expiry
         self.refusal = refusal
         self.added = 0
-        self.durable: list[Deferred] = []
+        # Item writes the writer has yet to finish, and the last of them: the writer finishes
+        # them in order, so when the last is done, all are.
+        self.writes = 0
+        self.last_write: Deferred | None = None
+        # Whether the queue fsyncs every write (known at the first write that waits).
+        self.group_commit: bool | None = None
 
 
 class TextProtocol(SessionConnection, Protocol):
@@ -117,6 +134,9 @@ class TextProtocol(SessionConnection, Protocol):
         in_items = self._put is not None or self._deferred_command is not None
         line = self._next_line(self._max_item if in_items else self._max_line)
         if line is None:
+            if self._put is not None and not self._closing:
+                # Item lines that arrive later wait for the writes of those taken so far.
+                self._hold_put(self._put)
             return False
         # The idle timer restarts on whole lines only, so a client trickling bytes is idle.
         self.resetTimeout()
@@ -134,7 +154,7 @@ class TextProtocol(SessionConnection, Protocol):
         self._close()
 
     def _request_failed(self, error: BaseException) -> None:
-        self._reply(error_reply(f"Internal error: {error}"))
+        self._reply(internal_error(error))
 
     # Requests
 
@@ -304,15 +324,47 @@ class TextProtocol(SessionConnection, Protocol):
         if stored:
             put.added += 1
             if isinstance(stored, Deferred):
-                put.durable.append(stored)
+                self._track_write(put, stored)
+
+    def _track_write(self, put: PutRequest, written: Deferred) -> None:
+        """
+        An item write that waits for the writer. On a queue that fsyncs every write, the
+        put goes on with the lines at hand, to be written in one batch; otherwise the writer
+        is behind, and the put holds now.
+        """
+        put.writes += 1
+        put.last_write = written
+        written.addCallbacks(self._item_written, self._item_failed, callbackArgs=(put,), errbackArgs=(put,))
+        if put.group_commit is None:
+            put.group_commit = self.collection.config.queue_config(put.name).sync_journal == 0
+        if not put.group_commit:
+            self._hold_put(put)
+
+    def _item_written(self, _, put: PutRequest) -> None:
+        put.writes -= 1
+        if not put.writes:
+            put.last_write = None
+
+    def _item_failed(self, failure: Failure, put: PutRequest) -> None:
+        self._item_written(None, put)
+        error = self._failure_of(failure)
+        if error is not None and put.refusal is None:
+            put.refusal = internal_error(error)
+
+    def _hold_put(self, put: PutRequest) -> None:
+        """Take no further line until the put's writes are done."""
+        if put.last_write is not None:
+            self._wait_for(put.last_write, lambda _: None)
 
     def _finish_put(self, put: PutRequest) -> None:
-        if put.refusal is not None:
-            self._reply(put.refusal)
-        elif put.durable:
-            self._wait_for(gatherResults(put.durable, consumeErrors=True), lambda _: self._reply(count_reply(put.added)))
+        if put.refusal is None and put.last_write is not None:
+            # Acknowledged once its items are written; a write that fails refuses it.
+            self._wait_for(put.last_write, lambda _: self._answer_put(put))
         else:
-            self._reply(count_reply(put.added))
+            self._answer_put(put)
+
+    def _answer_put(self, put: PutRequest) -> None:
+        self._reply(count_reply(put.added) if put.refusal is None else put.refusal)
 
 
 class TextFactory(Factory):

@@ -12,7 +12,8 @@ from kestrel.protocols.text import (
     item_reply,
     split_request,
 )
-from kestrel.test.support import START, QueueHarness, ServerHarness, pending_calls
+from kestrel.journal.writer import JournalWriter
+from kestrel.test.support import START, QueueHarness, RecordingRunner, ServerHarness, pending_calls
 from kestrel.test.test_memcache import Connection
 
 VERSION = b":%s\n" % __version__.encode()
@@ -479,3 +480,69 @@ def test_a_failed_fsync_is_an_error_reply(held_writes):
     assert reply.startswith(b"-Internal error: journal write failed") and reply.endswith(b"\n" + VERSION)
     assert reply.count(b"\n") == 2
     assert not client.closed
+
+
+def test_a_put_to_a_queue_that_fsyncs_takes_the_lines_of_a_read_together_and_later_ones_once_written(held_writes):
+    kestrel, runner = held_writes
+    client = connect(kestrel)
+    assert client.send(b"put q:\na\nb\n") == b""
+    assert kestrel.queue_stat("q", "items") == 2
+    assert client.send(b"c\nd\n") == b""
+    kestrel.clock.advance(0)
+    # c and d wait until a and b are on disk.
+    assert kestrel.queue_stat("q", "items") == 2
+    runner.run_next()
+    assert kestrel.queue_stat("q", "items") == 4
+    # The reply waits for c and d.
+    assert client.send(b"\nversion\n") == b""
+    runner.run_all()
+    assert client.written() == b"+4\n" + VERSION
+    assert kestrel.contents("q") == [b"a", b"b", b"c", b"d"]
+
+
+def test_the_items_of_a_put_that_arrive_together_are_written_in_one_batch(held_writes):
+    kestrel, runner = held_writes
+    client = connect(kestrel)
+    assert client.send(b"put q:\n" + b"item\n" * 1000 + b"\n") == b""
+    kestrel.clock.advance(0)
+    assert len(runner.calls) == 1
+    runner.run_all()
+    assert client.written() == b"+1000\n"
+
+
+def test_a_write_that_fails_before_the_end_of_a_put_is_an_error_reply(held_writes):
+    kestrel, runner = held_writes
+    client = connect(kestrel)
+    client.send(b"put q:\na\n")
+    client.send(b"b\n\nversion\n")
+    kestrel.clock.advance(0)
+    _function, _args, result = runner.calls.pop(0)
+    result.errback(OSError("disk on fire"))
+    kestrel.clock.advance(0)
+    runner.run_all()
+    reply = client.written()
+    assert reply.startswith(b"-Internal error: journal write failed") and reply.endswith(b"\n" + VERSION)
+    assert reply.count(b"\n") == 2
+
+
+def test_a_put_takes_no_item_line_while_the_writer_is_behind(harness, monkeypatch):
+    # Behind: more journal bytes wait for the writer than it allows (two items' records here).
+    monkeypatch.setattr("kestrel.journal.writer.MAX_UNWRITTEN_BYTES", 100)
+    runner = RecordingRunner()
+    writer = JournalWriter(harness.clock, runner=runner)
+    writer.startService()
+    kestrel = ServerHarness(harness, writer=writer)
+    client = connect(kestrel)
+    items = [b"%02d" % n + b"." * 38 for n in range(6)]
+    assert client.send(b"put q:\n" + b"\n".join(items) + b"\n\nversion\n") == b""
+    assert kestrel.queue_stat("q", "items") == 2
+    kestrel.clock.advance(0)
+    assert kestrel.queue_stat("q", "items") == 2
+    runner.run_next()
+    # The writer caught up: the put goes on until it is behind again.
+    assert kestrel.queue_stat("q", "items") == 4
+    while runner.calls or writer.behind():
+        kestrel.clock.advance(0)
+        runner.run_all()
+    assert client.written() == b"+6\n" + VERSION
+    assert kestrel.contents("q") == items
