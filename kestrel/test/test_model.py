@@ -11,4 +11,4 @@ The long form runs for as long as it is given, with fresh seeds:
 from kestrel.test.model import ModelMachine, machine_settings
 
 TestEngineAgainstModel = ModelMachine.TestCase
-TestEngineAgainstModel.settings = machine_settings(examples=500, steps=100)
+TestEngineAgainstModel.settings = machine_settings(examples=700, steps=100)
