@@ -629,7 +629,8 @@ class ModelMachine(RuleBasedStateMachine):
         self.runner = SteppedThreadRunner(self.executor, self._snapshot, {})
         self.writer = HeldWriter(self.clock, self.runner)
         self.writer.startService()
-        copy = self._copy_folder()
+        # What the files replay to, checked on a copy by a plain reader before the engine replays them.
+        self._check_copy(self._copy_folder(), expected)
         self.collection = QueueCollection(self.config, self.writer, self.clock)
         with self.writer.held():
             self.collection.load()
@@ -642,12 +643,15 @@ class ModelMachine(RuleBasedStateMachine):
                 model.queues[name] = MQueue(self.config.queue_config(name).keep_journal, expected.get(name, ()))
             self.model = model
             self.runner.durable = image_snapshot(image)
-        self._check_copy(copy, expected)
 
     def _copy_folder(self) -> str:
         copy = tempfile.mkdtemp(prefix="kestrel-model-copy-", dir=scratch_root())
-        for filename in os.listdir(self.directory):
-            shutil.copy2(os.path.join(self.directory, filename), os.path.join(copy, filename))
+        try:
+            for filename in os.listdir(self.directory):
+                shutil.copy2(os.path.join(self.directory, filename), os.path.join(copy, filename))
+        except BaseException:
+            shutil.rmtree(copy, ignore_errors=True)
+            raise
         return copy
 
     def _check_copy(self, copy: str, expected: dict[str, list[MItem]]) -> None:
