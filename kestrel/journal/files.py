@@ -196,7 +196,10 @@ def keep_damaged_copy(path: str) -> str:
     Copy a damaged journal file to ``<file>.<epoch_ms>.damaged`` beside it, as evidence.
     Returns the copy's path, or why no copy could be made: the server starts all the same.
     """
-    copy = f"{path}.{time.time_ns() // 1_000_000}{DAMAGED_SUFFIX}"
+    stamp = time.time_ns() // 1_000_000
+    # A copy made earlier in the same millisecond is evidence too: never overwrite one.
+    while os.path.exists(copy := f"{path}.{stamp}{DAMAGED_SUFFIX}"):
+        stamp += 1
     try:
         shutil.copyfile(path, copy)
     except OSError as error:

@@ -24,7 +24,11 @@ sweep, clock advances (an advance of 0 is the end of a reactor turn), letting th
 thread run batches, stalling the writer, reload with new options, a clean restart (close,
 drain the writer, start a new collection and writer on the folder) and a crash-like restart
 (the batch on the thread and every operation not yet handed to it are dropped, the old
-descriptors are closed, a new collection and writer start on what the thread had written).
+descriptors are closed, a new collection and writer start on what the thread had written),
+a crash in the middle of a record's write (a torn tail: the restart must cut it, keep a
+`.damaged` copy of the file as it was and log it), and the fsync thread, which lags behind
+the writer thread, running the periodic fsyncs it was given (a second one queued for a
+journal while one waits fails).
 
 The writer: batches go to a real thread, but only when the machine releases them. Between
 steps the reactor turn ends and the thread catches up, unless `stall_writer(steps=N)` said

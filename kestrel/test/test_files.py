@@ -8,6 +8,7 @@ from kestrel.journal import records
 from kestrel.journal.files import (
     fsync_directory,
     journal_files,
+    keep_damaged_copy,
     list_spool,
     pack_name,
     queue_names,
@@ -272,3 +273,14 @@ def test_read_records_of_missing_file_yields_nothing(tmp_path):
 
 def test_fsync_directory(tmp_path):
     fsync_directory(str(tmp_path))
+
+
+def test_two_damaged_copies_in_one_millisecond_are_both_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr("time.time_ns", lambda: 1_700_000_000_000_000_000)
+    journal = tmp_path / "q"
+    journal.write_bytes(b"first")
+    first = keep_damaged_copy(str(journal))
+    journal.write_bytes(b"second")
+    second = keep_damaged_copy(str(journal))
+    assert first != second
+    assert (open(first, "rb").read(), open(second, "rb").read()) == (b"first", b"second")
