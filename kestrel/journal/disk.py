@@ -263,20 +263,7 @@ class ReadBehindCursor:
                 self._position = 0
                 continue
             if not self._advance(segments):
-                self._unread_partial_record()
                 return None
-
-    def _unread_partial_record(self) -> None:
-        """
-        At the end of the last file, give back the start of a record not wholly there (a torn
-        tail that replay is about to cut): the next read starts at that record's first byte,
-        wherever the file has been cut and written since.
-        """
-        partial = len(self._buffer) - self._position
-        if partial:
-            os.lseek(self._fd, -partial, os.SEEK_CUR)
-            self._buffer = b""
-            self._position = 0
 
     def _path(self, segments: Sequence[tuple[int, str]]) -> str:
         return os.path.join(self._directory, dict(segments)[self.serial])

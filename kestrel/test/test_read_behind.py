@@ -415,17 +415,3 @@ def test_a_damaged_record_met_by_read_behind_is_kept_as_evidence(harness, captur
     fill(queue, [30])
     queue = harness.restart(queue, **KIB)
     assert [number_of(data) for data in drain(queue)] == [30]
-
-
-def test_a_torn_tail_met_by_read_behind_during_replay_is_read_again_after_the_cut(harness):
-    # Found by the model test: replay's cursor read the torn bytes before replay cut them off,
-    # then glued them to the records written after the cut.
-    queue = harness.queue(**KIB)
-    fill(queue, range(12))
-    queue.close()
-    harness.settle()
-    with open(os.path.join(harness.directory, "test"), "ab") as journal:
-        journal.write(records.encode_addx(numbered(99), 0, 0)[:7])
-    queue = harness.queue(**KIB)
-    fill(queue, range(12, 14))
-    assert [take(queue) for _ in range(14)] == list(range(14))
