@@ -73,14 +73,6 @@ def _files_by_queue(directory: str) -> dict[str, list[str]]:
     return grouped
 
 
-def queue_names(directory: str) -> list[str]:
-    """Queues that have journal files in ``directory`` (spec 3.1 and appendix A.8)."""
-    return sorted(
-        queue for queue, filenames in _files_by_queue(directory).items()
-        if any(TEMP_MARKER not in filename for filename in filenames)
-    )
-
-
 def list_spool(directory: str) -> dict[str, list[str]]:
     """
     Every queue of the spool with its journal files in replay order, cleaned up as

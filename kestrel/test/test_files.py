@@ -11,7 +11,6 @@ from kestrel.journal.files import (
     keep_damaged_copy,
     list_spool,
     pack_name,
-    queue_names,
     read_records,
     rotated_name,
     rotated_timestamp,
@@ -20,6 +19,11 @@ from kestrel.journal.files import (
 from kestrel.journal.records import Record
 
 ADD_TIME_MS = 1_700_000_000_000
+
+
+def queue_names(directory: str) -> list[str]:
+    """The queues the start-up listing finds."""
+    return sorted(list_spool(directory))
 
 
 def make_files(directory, contents_by_name: dict[str, bytes]) -> None:
