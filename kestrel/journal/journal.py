@@ -64,14 +64,11 @@ class Journal:
 
     log = Logger()
 
-    def __init__(
-        self, directory: str, name: str, writer: JournalWriter, clock: IReactorTime, sync_journal: float | None = None,
-        keep: bool = True,
-    ):
+    def __init__(self, directory: str, name: str, writer: JournalWriter, clock: IReactorTime, sync_journal: float | None = None):
         self.name = name
         # Both are the queue's settings (`sync_journal`, `keep_journal`); the queue sets them.
         self.sync_journal = sync_journal
-        self.keep = keep
+        self.keep = True
         self.failure: Failure | None = None
         self._directory = directory
         self._writer = writer
