@@ -210,9 +210,9 @@ class ReadBehindCursor:
     def __init__(self, directory: str, serial: int, offset: int):
         self._directory = directory
         self.serial = serial
-        self._offset = offset
         self._fd: int | None = None
         self._buffer = b""
+        self._buffer_offset = offset  # the file offset of _buffer[0]
         self._position = 0
 
     def read_items(
@@ -240,6 +240,17 @@ class ReadBehindCursor:
             os.close(self._fd)
             self._fd = None
 
+    def forget_read_ahead(self) -> None:
+        """
+        Drop what was read past the next record and read it from the file again: the file
+        was cut shorter (a damaged tail, at start-up) since it was read, and what is written
+        after the cut must not be joined to the bytes that were cut off.
+        """
+        self.close()
+        self._buffer_offset += self._position
+        self._buffer = b""
+        self._position = 0
+
     def _next_record(self, segments: Sequence[tuple[int, str]]) -> records.Record | None:
         while True:
             try:
@@ -256,10 +267,11 @@ class ReadBehindCursor:
                     self._fd = os.open(path, os.O_RDONLY)
                 except FileNotFoundError:
                     raise UnreadableJournal(f"{path} is missing") from None
-                os.lseek(self._fd, self._offset, os.SEEK_SET)
+                os.lseek(self._fd, self._buffer_offset + len(self._buffer), os.SEEK_SET)
             chunk = os.read(self._fd, READ_CHUNK)
             if chunk:
                 self._buffer = self._buffer[self._position:] + chunk
+                self._buffer_offset += self._position
                 self._position = 0
                 continue
             if not self._advance(segments):
@@ -275,7 +287,7 @@ class ReadBehindCursor:
             return False
         self.close()
         self.serial = segments[index + 1][0]
-        self._offset = 0
         self._buffer = b""
+        self._buffer_offset = 0
         self._position = 0
         return True

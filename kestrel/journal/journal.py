@@ -141,6 +141,9 @@ class Journal:
             "the file as it was: {copy}",
             path=path, offset=offset, reason=reason, copy=copy,
         )
+        if self._cursor is not None:
+            # Replay's read-behind may have read ahead into the part that was just cut off.
+            self._cursor.forget_read_ahead()
 
     # Writes
 

@@ -25,7 +25,8 @@ thread run batches, stalling the writer, reload with new options, a clean restar
 drain the writer, start a new collection and writer on the folder) and a crash-like restart
 (the batch on the thread and every operation not yet handed to it are dropped, the old
 descriptors are closed, a new collection and writer start on what the thread had written),
-and the fsync thread, which lags behind
+a crash in the middle of a record's write (a torn tail: the restart must cut it, keep a
+`.damaged` copy of the file as it was and log it), and the fsync thread, which lags behind
 the writer thread, running the periodic fsyncs it was given (a second one queued for a
 journal while one waits fails).
 
@@ -120,6 +121,7 @@ from twisted.python.failure import Failure
 
 from kestrel.collection import QueueCollection
 from kestrel.config import QueueConfig, ServerConfig
+from kestrel.journal import records
 from kestrel.journal.writer import JournalWriter
 from kestrel.test.support import START, synchronous_writer
 
@@ -929,6 +931,45 @@ class ModelMachine(RuleBasedStateMachine):
         self._check_log()
         ModelMachine.counts["crashes"] += 1
         self._boot(image, self.clock.seconds())
+
+    @rule(name=st.sampled_from(QUEUES))
+    def torn_write_restart(self, name):
+        """
+        The process dies in the middle of writing a record to the queue's current file. The
+        restart must cut the torn record off, keep a `.damaged` copy of the file as it was
+        beside it, say so in the log, and lose nothing whose batch the thread had finished.
+        """
+        image = disk_image(self.runner.durable)
+        self.runner.dead = True
+        self.runner.pending = None
+        self._kill_descriptors()
+        self._check_log()
+        ModelMachine.counts["crashes"] += 1
+        path = os.path.join(self.directory, name)
+        if not (os.path.exists(path) and self.config.queue_config(name).keep_journal):
+            self._boot(image, self.clock.seconds())
+            return
+        torn = records.encode_addx(b"torn", 0, 0)[:7]
+        with open(path, "ab") as journal:
+            journal.write(torn)
+        with open(path, "rb") as journal:
+            as_it_was = journal.read()
+        before = set(os.listdir(self.directory))
+        self._boot(image, self.clock.seconds())
+        copies = [filename for filename in set(os.listdir(self.directory)) - before if "damaged" in filename]
+        if len(copies) != 1 or not copies[0].startswith(f"{name}."):
+            raise EngineFailure(f"a torn {name} left damaged copies {copies}, expected one of {name}")
+        with open(os.path.join(self.directory, copies[0]), "rb") as copy:
+            if copy.read() != as_it_was:
+                raise EngineFailure(f"the damaged copy {copies[0]} is not the file as it was")
+        # The cut is logged, by the engine and by the reader of the folder's copy: expected here.
+        reported = [formatEvent(event) for event in self.events[self.checked_events:]]
+        if not any("DATA MAY HAVE BEEN LOST" in text and copies[0] in text for text in reported):
+            raise EngineFailure(f"the cut of the torn {name} was not logged with its copy: {reported}")
+        unexpected = [text for text in reported if "DATA MAY HAVE BEEN LOST" not in text or "damaged" not in text]
+        if unexpected:
+            raise EngineFailure("the engine logged:\n" + "\n".join(unexpected))
+        self.checked_events = len(self.events)
 
     # After every step
 

@@ -415,3 +415,26 @@ def test_a_damaged_record_met_by_read_behind_is_kept_as_evidence(harness, captur
     fill(queue, [30])
     queue = harness.restart(queue, **KIB)
     assert [number_of(data) for data in drain(queue)] == [30]
+
+
+def test_a_torn_tail_cut_at_start_up_leaves_no_bytes_in_the_cursor(harness, captured_logs):
+    """
+    Replay's read-behind reads ahead in the current file, torn tail included, before replay
+    reaches that tail and cuts it off. What it read beyond the cut must be forgotten: the
+    records written after the restart start where the cut was, not after the torn bytes.
+    """
+    queue = harness.queue(**KIB)
+    fill(queue, range(10))
+    assert take(queue) == 0
+    queue.close()
+    harness.settle()
+    with open(os.path.join(harness.directory, "test"), "ab") as journal:
+        journal.write(records.encode_addx(b"torn", 0, 0)[:7])
+
+    queue = harness.queue(**KIB)
+    assert queue.reading_behind
+    fill(queue, [10, 11])
+    assert [take(queue) for _ in range(11)] == list(range(1, 12))
+    assert queue.remove() is None
+    assert (stat(queue, "read_behind_errors"), stat(queue, "lost_items")) == (0, 0)
+    assert sum("DATA MAY HAVE BEEN LOST" in message for message in captured_logs.messages()) == 1
