@@ -92,12 +92,14 @@ class JournalWriter(Service):
     def __init__(
         self, clock: IReactorTime, runner: Runner | None = None,
         sync_runner: Callable[..., None] | None = None, call_from_thread: Callable[..., None] | None = None,
+        max_unwritten_bytes: int = MAX_UNWRITTEN_BYTES,
     ):
         """
         `runner` runs a batch on the writer thread and `sync_runner` a periodic fsync on the
         fsync thread; `call_from_thread` brings a call back to the reactor. Without a runner,
         the service starts both threads itself; without a sync runner, periodic fsyncs run in
-        line on the writer thread.
+        line on the writer thread. Beyond `max_unwritten_bytes` waiting for the thread, the
+        writer is `behind`.
         """
         self._clock = clock
         self._runner = runner
@@ -117,6 +119,7 @@ class JournalWriter(Service):
         self._flush_call = None
         # Journal bytes appended and not yet handed to the thread (journals add to it).
         self.unwritten_bytes = 0
+        self.max_unwritten_bytes = max_unwritten_bytes
         # Called with the seconds each batch took from being handed to the thread to its
         # completion (the server's fsync delay metric).
         self.batch_observer: Callable[[float], None] | None = None
@@ -186,13 +189,13 @@ class JournalWriter(Service):
 
     def behind(self, period: float | None = None) -> bool:
         """
-        Whether replies should wait for the thread: more than MAX_UNWRITTEN_BYTES are waiting
+        Whether replies should wait for the thread: more than `max_unwritten_bytes` are waiting
         for it, or (for a journal fsynced every `period`) its batch or a periodic fsync has
         taken longer than a period, so that what a killed process (or a power cut) loses
         stays within one period.
         """
         in_flight = self._in_flight
-        if self.unwritten_bytes + (in_flight.bytes if in_flight is not None else 0) > MAX_UNWRITTEN_BYTES:
+        if self.unwritten_bytes + (in_flight.bytes if in_flight is not None else 0) > self.max_unwritten_bytes:
             return True
         if not period:
             return False

@@ -26,7 +26,9 @@ drain the writer, start a new collection and writer on the folder) and a crash-l
 (the batch on the thread and every operation not yet handed to it are dropped, the old
 descriptors are closed, a new collection and writer start on what the thread had written),
 a crash in the middle of a record's write (a torn tail: the restart must cut it, keep a
-`.damaged` copy of the file as it was and log it), and the fsync thread, which lags behind
+`.damaged` copy of the file as it was and log it), clients on the wire (memcache sets
+pipelined, a text put of many lines) whose replies are read only once the server stops
+reading them and whose adds must wait for a writer that is behind, and the fsync thread, which lags behind
 the writer thread, running the periodic fsyncs it was given (a second one queued for a
 journal while one waits fails).
 
@@ -80,6 +82,13 @@ What the model expects
   that did not keep a journal at that moment comes back empty. Until the first batch of a
   process has run, the files are what that process started from (a queue that keeps no
   journal has its files erased by the writer, not at once).
+- clients on the wire: each add a memcache set or a text put line makes is one the model
+  checks as it happens, and the replies say what those adds answered (STORED or
+  NOT_STORED; `+<count of items taken>`). The writer is behind beyond 2 KiB unwritten, and
+  a connection holds no more than 256 bytes of replies (`max_output_buffer`): after an add
+  made while the writer is behind (on a journaled queue that does not fsync every write),
+  the client's next add waits until the thread has run a batch; the unsent replies never
+  exceed the bound plus the transport's buffer and one reply; and every request is answered.
 
 After every step (and again after the writer caught up): the queue names, each queue's item
 count, bytes, open xids, journal mode, the items in memory (data, add time, expiry: they must
@@ -115,6 +124,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
@@ -123,11 +133,19 @@ from kestrel.collection import QueueCollection
 from kestrel.config import QueueConfig, ServerConfig
 from kestrel.journal import records
 from kestrel.journal.writer import JournalWriter
-from kestrel.test.support import START, synchronous_writer
+from kestrel.protocols.memcache import MemcacheProtocol
+from kestrel.protocols.text import TextProtocol, item_reply
+from kestrel.server import KestrelServer
+from kestrel.test.support import START, UnreadClient, synchronous_writer
 
 QUEUES = ("a", "a+c", "b", "e", "x")
 EXPIRING = ("a", "a+c", "b", "e")  # "x" gets no item that can expire: it never sweeps
 BIG = 2**63 - 1
+# Small enough that the steps reach them: journal bytes waiting for the writer thread before
+# it is behind (and replies wait), and unsent reply bytes before a connection stops reading.
+MAX_UNWRITTEN_BYTES = 2048
+MAX_OUTPUT_BUFFER = 256
+LONGEST_REPLY = 64  # NOT_STORED, +<count>, the version
 # A released batch must finish within this many seconds on the thread.
 THREAD_TIMEOUT = 60.0
 
@@ -144,6 +162,7 @@ def scratch_root() -> str | None:
 COUNTS = {
     "examples": 0, "steps": 0, "batches": 0, "restarts": 0, "crashes": 0,
     "waiting gets": 0, "rotations": 0, "rewrites": 0, "packs": 0, "expired": 0, "expired moves": 0, "refused moves": 0,
+    "client adds while behind": 0, "unread replies drained": 0,
 }
 COUNTED_LOGS = (("rotated journal of", "rotations"), ("rewrote journal of", "rewrites"), ("packed journal of", "packs"))
 
@@ -362,6 +381,7 @@ def build_config(directory: str, options: dict) -> ServerConfig:
     )
     return ServerConfig(
         queue_path=directory,
+        max_output_buffer=MAX_OUTPUT_BUFFER,
         default_queue=default,
         queue_overrides={
             "a": {"fanout_only": options["a_fanout_only"]},
@@ -487,8 +507,11 @@ class HeldWriter(JournalWriter):
 
     def __init__(self, clock, runner: SteppedThreadRunner):
         try:
-            super().__init__(clock, runner=runner, sync_runner=runner.sync_runner, call_from_thread=runner.call_from_thread)
-        except TypeError:  # a writer without an fsync thread
+            super().__init__(
+                clock, runner=runner, sync_runner=runner.sync_runner, call_from_thread=runner.call_from_thread,
+                max_unwritten_bytes=MAX_UNWRITTEN_BYTES,
+            )
+        except TypeError:  # a writer without an fsync thread or a bound of its own
             super().__init__(clock, runner=runner)
         self._holds = 0
         self._flush_wanted = False
@@ -513,6 +536,22 @@ class HeldWriter(JournalWriter):
     @property
     def idle(self) -> bool:
         return not self._dirty and self._in_flight is None
+
+
+class ModelledCollection:
+    """
+    The collection as the protocol clients' server sees it: every add goes through the
+    machine, which applies it to the model first, as its own sets do.
+    """
+
+    def __init__(self, machine: "ModelMachine"):
+        self._machine = machine
+
+    def __getattr__(self, attribute: str):
+        return getattr(self._machine.collection, attribute)
+
+    def add(self, name: str, data: bytes, expiry: int = 0) -> bool:
+        return self._machine._checked_add(name, data, expiry, client=True)
 
 
 def descriptors_under(directory: str) -> list[tuple[int, str]]:
@@ -653,6 +692,10 @@ class ModelMachine(RuleBasedStateMachine):
                 model.queues[name] = MQueue(self.config.queue_config(name).keep_journal, expected.get(name, ()))
             self.model = model
             self.runner.durable = image_snapshot(image)
+        self.server = KestrelServer(self.config, ModelledCollection(self), self.clock)
+        self.adds: list[bool] = []  # what the adds of a protocol client answered, in order
+        self.behind_at: int | None = None  # batches run when a client's add found the writer behind
+        self.client_failure: EngineFailure | None = None
 
     def _copy_folder(self) -> str:
         copy = tempfile.mkdtemp(prefix="kestrel-model-copy-", dir=scratch_root())
@@ -725,13 +768,33 @@ class ModelMachine(RuleBasedStateMachine):
     # Adding
 
     def _set(self, name: str, size: int, delta: int) -> None:
-        data = self._payload(size)
         with self._call():
             expiry = 0 if not delta or name not in EXPIRING else self._now() + delta
+            self._checked_add(name, self._payload(size), expiry)
+
+    def _checked_add(self, name: str, data: bytes, expiry: int, client: bool = False) -> bool:
+        """
+        Add to the model, then to the engine: both must answer alike. An add of a protocol
+        `client` must respect the writer's back-pressure (issue 10, defect 6): after one made
+        while the writer is behind, that client's next add waits until the thread has run a batch.
+        """
+        if client and self.behind_at == self.runner.batches:
+            # Raised inside the protocol, which answers an internal error: _serve raises it again.
+            self.client_failure = EngineFailure(f"a client added to {name} while the writer was behind, before it ran a batch")
+            raise self.client_failure
+        with self._call():
             wanted = self.model.add(name, data, expiry)
             got = self.collection.add(name, data, expiry)
         if got != wanted:
             raise EngineFailure(f"set {name} of {len(data)} bytes answered {got}, expected {wanted}")
+        if client:
+            self.adds.append(got)
+            queue_config = self.config.queue_config(name)
+            waits = got and queue_config.keep_journal and queue_config.sync_journal != 0
+            self.behind_at = self.runner.batches if waits and self.writer.behind(queue_config.sync_journal) else None
+            if self.behind_at is not None:
+                COUNTS["client adds while behind"] += 1
+        return got
 
     @rule(name=st.sampled_from(QUEUES), size=PAYLOAD_SIZES, delta=EXPIRY_DELTAS)
     def set(self, name, size, delta):
@@ -741,6 +804,68 @@ class ModelMachine(RuleBasedStateMachine):
     def set_many(self, name, count, size):
         for _ in range(count):
             self._set(name, size, 0)
+
+    # Clients on the wire (issue 10, defects 2 and 6)
+
+    @rule(name=st.sampled_from(QUEUES), count=st.integers(1, 100), size=PAYLOAD_SIZES)
+    def memcache_sets(self, name, count, size):
+        """A memcache client pipelines sets and reads its replies only when the server stops reading it."""
+        items = [self._payload(size) for _ in range(count)]
+        request = b"".join(b"set %s 0 0 %d\r\n%s\r\n" % (name.encode(), len(data), data) for data in items)
+        version = b"VERSION %s\r\n" % self.server.version.encode()
+        replies = self._serve(MemcacheProtocol(self.server), request + b"version\r\n", version)
+        wanted = b"".join(b"STORED\r\n" if stored else b"NOT_STORED\r\n" for stored in self.adds) + version
+        if len(self.adds) != count or replies != wanted:
+            raise EngineFailure(f"{count} memcache sets on {name} made {len(self.adds)} adds and were answered {replies!r}")
+
+    @rule(name=st.sampled_from(QUEUES), count=st.integers(1, 100), size=st.integers(1, 400))
+    def text_put(self, name, count, size):
+        """A text client puts many items in one request (each a line: no empty one, which ends it)."""
+        items = [self._payload(size) for _ in range(count)]
+        request = b"put %s:\n%s\n\nversion\n" % (name.encode(), b"\n".join(items))
+        version = item_reply(self.server.version.encode())
+        replies = self._serve(TextProtocol(self.server), request, version)
+        wanted = b"+%d\n" % sum(self.adds) + version
+        if len(self.adds) != count or replies != wanted:
+            raise EngineFailure(f"a text put of {count} items on {name} made {len(self.adds)} adds and was answered {replies!r}")
+
+    def _serve(self, protocol, request: bytes, last_reply: bytes) -> bytes:
+        """
+        Send `request` at once on a connection whose client reads only when the server has
+        stopped reading it (issue 10, defect 2); the writer thread runs a batch only when
+        nothing else can happen. Returns the replies, up to `last_reply`. The unsent replies
+        must stay within the output bound, plus the transport's buffer and one reply.
+        """
+        self.adds = []
+        self.behind_at = None
+        self.client_failure = None
+        client = UnreadClient(protocol)
+        most_unsent = MAX_OUTPUT_BUFFER + client.transport.bufferSize + LONGEST_REPLY
+        received = b""
+        with self._call():
+            client.send(request)
+        for _ in range(100_000):
+            unsent = client.unread()
+            if len(unsent) > most_unsent:
+                raise EngineFailure(f"{len(unsent)} bytes of replies wait for a client that does not read them")
+            if (received + unsent).endswith(last_reply):
+                break
+            if unsent and not client.transport.reading:
+                COUNTS["unread replies drained"] += 1
+                with self._call():
+                    received += client.transport.drain()
+            elif not self._release():
+                self.writer.flush()
+                if self.runner.pending is None:
+                    raise EngineFailure(f"a client's requests hang; it has been sent {received + unsent!r}")
+        else:
+            raise EngineFailure("a client's requests are never all answered")
+        with self._call():
+            received += client.transport.drain()
+            protocol.connectionLost(Failure(ConnectionDone()))
+        if self.client_failure is not None:
+            raise self.client_failure
+        return received
 
     # Reading
 

@@ -6,6 +6,7 @@ import os
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent
 
 from kestrel.collection import QueueCollection
@@ -279,3 +280,71 @@ class ServerHarness:
     def contents(self, name: str) -> list[bytes]:
         """Drain a queue with plain reads; returns what it held, head first."""
         return drain(self.collection.queue(name))
+
+
+# Clients that do not read their replies
+
+
+class UnreadTransport(StringTransport):
+    """
+    A socket whose client reads nothing until `drain`. Like Twisted's TCP transport it pauses
+    its streaming producer on each write that leaves more than `bufferSize` bytes unsent, and
+    resumes it once everything has gone out.
+    """
+
+    bufferSize = 64
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.producer_paused = False
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self._written()
+
+    def writeSequence(self, data) -> None:
+        super().writeSequence(data)
+        self._written()
+
+    def _written(self) -> None:
+        self.writes += 1
+        if self.producer is not None and self.streaming and len(self.value()) > self.bufferSize:
+            self.producer_paused = True
+            self.producer.pauseProducing()
+
+    def drain(self) -> bytes:
+        """The client reads everything sent so far; a paused producer resumes."""
+        data = self.value()
+        self.clear()
+        if self.producer is not None and self.producer_paused:
+            self.producer_paused = False
+            self.producer.resumeProducing()
+        return data
+
+    @property
+    def reading(self) -> bool:
+        """Whether the server reads from this connection (the transport as its producer)."""
+        return self.producerState == "producing"
+
+
+class UnreadClient:
+    """A protocol on an UnreadTransport: bytes in; what the server sent, read when asked."""
+
+    def __init__(self, protocol, **transport_options):
+        self.transport = UnreadTransport(**transport_options)
+        self.protocol = protocol
+        protocol.makeConnection(self.transport)
+
+    def send(self, data: bytes) -> None:
+        self.protocol.dataReceived(data)
+
+    def unread(self) -> bytes:
+        return self.transport.value()
+
+    def read_all(self) -> bytes:
+        """Read until the server sends nothing more; returns everything it sent."""
+        received = b""
+        while data := self.transport.drain():
+            received += data
+        return received

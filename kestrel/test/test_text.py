@@ -525,11 +525,10 @@ def test_a_write_that_fails_before_the_end_of_a_put_is_an_error_reply(held_write
     assert reply.count(b"\n") == 2
 
 
-def test_a_put_takes_no_item_line_while_the_writer_is_behind(harness, monkeypatch):
+def test_a_put_takes_no_item_line_while_the_writer_is_behind(harness):
     # Behind: more journal bytes wait for the writer than it allows (two items' records here).
-    monkeypatch.setattr("kestrel.journal.writer.MAX_UNWRITTEN_BYTES", 100)
     runner = RecordingRunner()
-    writer = JournalWriter(harness.clock, runner=runner)
+    writer = JournalWriter(harness.clock, runner=runner, max_unwritten_bytes=100)
     writer.startService()
     kestrel = ServerHarness(harness, writer=writer)
     client = connect(kestrel)

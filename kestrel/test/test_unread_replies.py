@@ -3,21 +3,20 @@ Clients that do not read their replies (issue 10, defect 2): every listener stop
 reading a connection's requests while its unsent output is over the bound, and goes on, in
 order and losing nothing, when the output drains.
 
-The transport is a StringTransport that keeps what is written, as a socket whose client does
+The transport (support.UnreadTransport) keeps what is written, as a socket whose client does
 not read, and pauses and resumes its producer as Twisted's TCP transport does.
 """
 
 import json
 
 import pytest
-from twisted.internet.testing import StringTransport
 
 from kestrel import __version__
 from kestrel.admin.http import AdminResource, AdminSite
 from kestrel.config import parse_config
 from kestrel.protocols.memcache import MemcacheProtocol
 from kestrel.protocols.text import TextProtocol, item_reply
-from kestrel.test.support import ServerHarness
+from kestrel.test.support import ServerHarness, UnreadClient
 from kestrel.test.test_hostile_admin import CLIENT, responses
 from kestrel.test.test_thrift import ThriftServer, call_frame, replies_in
 
@@ -26,71 +25,6 @@ BIG = b"x" * 200
 VERSION = b"VERSION %s\r\n" % __version__.encode()
 PEEK = b"get big/peek\r\n"
 PEEK_REPLY = b"VALUE big/peek 0 200\r\n" + BIG + b"\r\nEND\r\n"
-
-
-class UnreadTransport(StringTransport):
-    """
-    A socket whose client reads nothing until `drain`. Like Twisted's TCP transport it pauses
-    its streaming producer on each write that leaves more than `bufferSize` bytes unsent, and
-    resumes it once everything has gone out.
-    """
-
-    bufferSize = 64
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.producer_paused = False
-        self.writes = 0
-
-    def write(self, data: bytes) -> None:
-        super().write(data)
-        self._written()
-
-    def writeSequence(self, data) -> None:
-        super().writeSequence(data)
-        self._written()
-
-    def _written(self) -> None:
-        self.writes += 1
-        if self.producer is not None and self.streaming and len(self.value()) > self.bufferSize:
-            self.producer_paused = True
-            self.producer.pauseProducing()
-
-    def drain(self) -> bytes:
-        """The client reads everything sent so far; a paused producer resumes."""
-        data = self.value()
-        self.clear()
-        if self.producer is not None and self.producer_paused:
-            self.producer_paused = False
-            self.producer.resumeProducing()
-        return data
-
-    @property
-    def reading(self) -> bool:
-        """Whether the server reads from this connection (the transport as its producer)."""
-        return self.producerState == "producing"
-
-
-class Client:
-    """A protocol on an UnreadTransport: bytes in; what the server sent, read when asked."""
-
-    def __init__(self, protocol, **transport_options):
-        self.transport = UnreadTransport(**transport_options)
-        self.protocol = protocol
-        protocol.makeConnection(self.transport)
-
-    def send(self, data: bytes) -> None:
-        self.protocol.dataReceived(data)
-
-    def unread(self) -> bytes:
-        return self.transport.value()
-
-    def read_all(self) -> bytes:
-        """Read until the server sends nothing more; returns everything it sent."""
-        received = b""
-        while data := self.transport.drain():
-            received += data
-        return received
 
 
 @pytest.fixture
@@ -110,7 +44,7 @@ def test_the_bound_is_a_server_option(harness):
 
 
 def test_memcache_handles_no_request_while_its_replies_are_unread(kestrel):
-    client = Client(MemcacheProtocol(kestrel.server))
+    client = UnreadClient(MemcacheProtocol(kestrel.server))
     client.send(PEEK * 5 + b"version\r\n")
     # A reply larger than the bound goes out whole, and the pass stops behind it.
     assert client.unread() == PEEK_REPLY
@@ -128,7 +62,7 @@ def test_memcache_handles_no_request_while_its_replies_are_unread(kestrel):
 
 
 def test_one_pass_writes_its_replies_once_they_pass_the_bound(kestrel):
-    client = Client(MemcacheProtocol(kestrel.server))
+    client = UnreadClient(MemcacheProtocol(kestrel.server))
     # A transport that is never full: the pass writes at the bound and goes on.
     client.transport.bufferSize = 10**6
     client.send(b"version\r\n" * 20)
@@ -139,7 +73,7 @@ def test_one_pass_writes_its_replies_once_they_pass_the_bound(kestrel):
 
 
 def test_reading_resumes_only_when_neither_a_wait_nor_unsent_output_holds_it(kestrel):
-    client = Client(MemcacheProtocol(kestrel.server))
+    client = UnreadClient(MemcacheProtocol(kestrel.server))
     client.send(b"get q/t=1000\r\n")
     # More than a request's worth of input behind the waiting get: reading pauses.
     client.send(b"version\r\n" * 40)
@@ -154,7 +88,7 @@ def test_reading_resumes_only_when_neither_a_wait_nor_unsent_output_holds_it(kes
 
 
 def test_a_disconnected_client_drops_its_buffered_requests(kestrel):
-    client = Client(MemcacheProtocol(kestrel.server))
+    client = UnreadClient(MemcacheProtocol(kestrel.server))
     client.send(PEEK * 50)
     assert kestrel.stats.cmd_peek == 1
     client.protocol.stopProducing()
@@ -167,7 +101,7 @@ def test_a_disconnected_client_drops_its_buffered_requests(kestrel):
 def test_an_idle_client_that_reads_nothing_is_aborted(harness):
     kestrel = ServerHarness(harness, max_output_buffer=BOUND, client_timeout=30.0)
     kestrel.add("big", BIG)
-    client = Client(MemcacheProtocol(kestrel.server))
+    client = UnreadClient(MemcacheProtocol(kestrel.server))
     client.send(PEEK * 2)
     kestrel.clock.advance(30)
     # Closing would wait for the unread replies to go out, which they never do.
@@ -175,7 +109,7 @@ def test_an_idle_client_that_reads_nothing_is_aborted(harness):
 
 
 def test_a_connection_that_closes_is_no_longer_the_producer_of_its_transport(kestrel):
-    client = Client(MemcacheProtocol(kestrel.server))
+    client = UnreadClient(MemcacheProtocol(kestrel.server))
     client.transport.bufferSize = 10
     client.send(b"version\r\nquit\r\n")
     assert client.transport.producer_paused
@@ -188,7 +122,7 @@ def test_a_connection_that_closes_is_no_longer_the_producer_of_its_transport(kes
 
 
 def test_text_handles_no_request_while_its_replies_are_unread(kestrel):
-    client = Client(TextProtocol(kestrel.server))
+    client = UnreadClient(TextProtocol(kestrel.server))
     client.send(b"peek big\n" * 5 + b"version\n")
     assert client.unread() == item_reply(BIG)
     assert not client.transport.reading
@@ -204,7 +138,7 @@ def test_text_handles_no_request_while_its_replies_are_unread(kestrel):
 
 
 def test_thrift_handles_no_call_while_its_replies_are_unread(kestrel):
-    client = Client(ThriftServer(kestrel).factory.buildProtocol(None))
+    client = UnreadClient(ThriftServer(kestrel).factory.buildProtocol(None))
     client.send(b"".join(call_frame("peek", "big", seqid=seqid) for seqid in range(5)) + call_frame("get_version", seqid=5))
     (first,) = replies_in(client.unread())
     assert (first.seqid, first.value.head_item) == (0, BIG)
@@ -228,7 +162,7 @@ def stats_request() -> bytes:
 
 def test_admin_http_answers_no_pipelined_request_while_its_responses_are_unread(kestrel):
     site = AdminSite(AdminResource(kestrel.server), reactor=kestrel.clock)
-    client = Client(site.buildProtocol(CLIENT), peerAddress=CLIENT)
+    client = UnreadClient(site.buildProtocol(CLIENT), peerAddress=CLIENT)
     client.send(stats_request() * 10)
     assert len(responses(client.unread())) == 1
     assert not client.transport.reading

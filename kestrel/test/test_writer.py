@@ -294,8 +294,8 @@ def test_a_lost_batch_marks_every_journal_in_it_failed(clock, runner, make_journ
     assert journal.failure is not None
 
 
-def test_replies_wait_for_a_writer_that_lags_far_behind(clock, runner, writer, make_journal, monkeypatch):
-    monkeypatch.setattr("kestrel.journal.writer.MAX_UNWRITTEN_BYTES", 1000)
+def test_replies_wait_for_a_writer_that_lags_far_behind(clock, runner, writer, make_journal):
+    writer.max_unwritten_bytes = 1000
     journal = make_journal(sync_journal=None)
     journal.append(records.encode_addx(b"x" * 400, 1, 0))
     assert journal.durable() is None  # never-synced, and the writer keeps up
