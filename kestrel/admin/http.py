@@ -29,6 +29,7 @@ from twisted.web.server import Request, Site
 
 from kestrel.admin.metrics import metrics_registry
 from kestrel.config import ConfigError
+from kestrel.protocols.sending import no_delay
 from kestrel.server import KestrelServer
 from kestrel.status import Status, StatusError, StatusNotConfigured
 
@@ -222,6 +223,10 @@ class AdminChannel(HTTPChannel):
     reading stops and the requests already read wait (`paused` stops LineReceiver's parsing)
     until the responses have gone out.
     """
+
+    def connectionMade(self) -> None:
+        no_delay(self.transport)
+        super().connectionMade()
 
     def pauseProducing(self) -> None:
         self.paused = True

@@ -30,6 +30,7 @@ from twisted.conch.checkers import (
     readAuthorizedKeyFile,
 )
 from twisted.conch.insults import insults
+from twisted.conch.ssh.transport import SSHServerTransport
 from twisted.conch.ssh import keys
 from twisted.cred.portal import Portal
 from twisted.internet.error import ProcessDone, ProcessTerminated
@@ -37,6 +38,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
+
+from kestrel.protocols.sending import no_delay
 
 HOST_KEY_NAME = "manhole_host_key"
 
@@ -110,6 +113,14 @@ def run_line(namespace: dict, source: str) -> tuple[str, bool]:
     return output.getvalue(), True
 
 
+class ManholeTransport(SSHServerTransport):
+    """SSH without Nagle's delay on keystrokes and echoes, as on every listener."""
+
+    def connectionMade(self) -> None:
+        no_delay(self.transport)
+        super().connectionMade()
+
+
 class ManholeSession(manhole_ssh.TerminalSession):
     """A terminal session that also runs one line given as an SSH command."""
 
@@ -159,4 +170,5 @@ def manhole_factory(namespace: dict, authorized_keys: str, clock: IReactorTime) 
     factory.publicKeys = {key.sshType(): key.public()}
     factory.privateKeys = {key.sshType(): key}
     factory.noisy = False
+    factory.protocol = ManholeTransport
     return factory

@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from kestrel.protocols.sending import send_reply
+from kestrel.protocols.sending import no_delay, send_reply
 from kestrel.server import KestrelServer
 from kestrel.session import Session
 
@@ -63,6 +63,7 @@ class SessionConnection(TimeoutMixin):
             self._refuse_connection()
             self.transport.loseConnection()
             return
+        no_delay(self.transport)
         self.session = Session(self.server, self.track_open_reads)
         self._max_output = self.server.config.max_output_buffer
         self.transport.registerProducer(self, True)

@@ -1,8 +1,25 @@
-"""Writing replies with one system call when the connection has nothing queued."""
+"""Writing replies at once: no Nagle delay, and one system call when nothing is queued."""
 
 from __future__ import annotations
 
 from typing import Sequence
+
+
+def no_delay(transport) -> None:
+    """
+    Turn Nagle's algorithm off for an accepted connection, as every listener does. With it
+    on, a small reply written while an earlier one is unacknowledged waits for the client's
+    delayed ACK (40 ms on Linux): pipelined batches of 1 KB sets ran at 4,529 items/s
+    instead of 76,000 (issue 11). A transport that is not TCP (a Unix socket) has no such
+    delay.
+    """
+    set_no_delay = getattr(transport, "setTcpNoDelay", None)
+    if set_no_delay is None:
+        return
+    try:
+        set_no_delay(True)
+    except OSError:  # not a TCP socket
+        pass
 
 
 def send_reply(transport, chunks: Sequence[bytes]) -> None:

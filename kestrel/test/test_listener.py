@@ -2,15 +2,22 @@
 
 import errno
 import os
+import signal
+import socket
 
 import pytest
+import pytest_twisted
+from twisted.internet import task, tcp
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 
 from kestrel.config import ServerConfig
 from kestrel.listener import ListenerService, ListenFailed
 from kestrel.protocols.memcache import MemcacheFactory
 from kestrel.tap import KestrelService, StartFailed
+from kestrel.test.test_manhole import authorized_keys_file, new_key
 
 TAKEN = OSError(errno.EADDRINUSE, "Address already in use")
 
@@ -92,3 +99,52 @@ def test_a_port_that_is_taken_stops_the_start_with_one_line(tmp_path, capfd, por
     assert [listener.address for listener in service.listeners] == [None] * 5
     assert not service.running
     assert not os.path.exists(tmp_path / "spool")
+
+
+# Accepted connections send at once
+
+
+@pytest_twisted.inlineCallbacks
+def test_accepted_connections_of_every_listener_turn_nagle_off(tmp_path):
+    """
+    Issue 11: replies written while an earlier one is unacknowledged waited 40 ms for the
+    client's delayed ACK. Every listener of a real service, on the real reactor, accepts a
+    connection whose socket has TCP_NODELAY set.
+    """
+    from twisted.internet import reactor
+
+    listen = "tcp:0:interface=127.0.0.1"
+    config = ServerConfig(
+        queue_path=str(tmp_path / "spool"), memcache_listen=listen, text_listen=listen, thrift_listen=listen,
+        admin_listen=listen, manhole_listen=listen,
+        manhole_authorized_keys=authorized_keys_file(str(tmp_path), new_key()),
+    )
+    service = KestrelService(config, reactor)
+    hangup = signal.getsignal(signal.SIGHUP)
+    service.privilegedStartService()
+    service.startService()
+    clients = []
+    try:
+        ports = {listener.protocol: int(listener.address.rsplit(":", 1)[1]) for listener in service.listeners}
+        assert sorted(ports) == ["admin", "manhole", "memcache", "text", "thrift"]
+        for port in ports.values():
+            clients.append((yield TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(Factory.forProtocol(Protocol))))
+        accepted = {}
+        for _ in range(100):  # reactor turns, until the listeners have accepted every connection
+            accepted = {
+                protocol: reader for protocol, port in ports.items()
+                for reader in reactor.getReaders() if isinstance(reader, tcp.Server) and reader.getHost().port == port
+            }
+            if len(accepted) == len(ports):
+                break
+            yield task.deferLater(reactor, 0, lambda: None)
+        no_delay = {
+            protocol: bool(server.getHandle().getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            for protocol, server in accepted.items()
+        }
+        assert no_delay == dict.fromkeys(ports, True)
+    finally:
+        for client in clients:
+            client.transport.abortConnection()
+        yield service.stopService()
+        signal.signal(signal.SIGHUP, hangup)
