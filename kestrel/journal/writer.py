@@ -76,7 +76,7 @@ class Batch:
     def __init__(self):
         self.work: list[tuple[BatchSource, list[Operation]]] = []
         self.waiters: list[tuple[BatchSource | None, Deferred]] = []
-        self.handed_at = 0.0  # perf_counter() when the batch went to the thread
+        self.handed_at = 0.0  # the writer's timer when the batch went to the thread
         self.bytes = 0  # journal bytes it writes
 
     def lost(self, failure: Failure) -> tuple[Completed, Failed]:
@@ -92,14 +92,15 @@ class JournalWriter(Service):
     def __init__(
         self, clock: IReactorTime, runner: Runner | None = None,
         sync_runner: Callable[..., None] | None = None, call_from_thread: Callable[..., None] | None = None,
-        max_unwritten_bytes: int = MAX_UNWRITTEN_BYTES,
+        max_unwritten_bytes: int = MAX_UNWRITTEN_BYTES, timer: Callable[[], float] = perf_counter,
     ):
         """
         `runner` runs a batch on the writer thread and `sync_runner` a periodic fsync on the
         fsync thread; `call_from_thread` brings a call back to the reactor. Without a runner,
         the service starts both threads itself; without a sync runner, periodic fsyncs run in
         line on the writer thread. Beyond `max_unwritten_bytes` waiting for the thread, the
-        writer is `behind`.
+        writer is `behind`; so it is when a batch or a periodic fsync has taken longer than a
+        queue's sync period by `timer` (seconds, monotonic).
         """
         self._clock = clock
         self._runner = runner
@@ -108,7 +109,7 @@ class JournalWriter(Service):
         self._sync_runner = sync_runner
         self._call_from_thread = call_from_thread
         # When each periodic fsync not yet finished was handed to the fsync thread
-        # (perf_counter), oldest first: that thread runs them in order.
+        # (by its timer), oldest first: that thread runs them in order.
         self._pending_syncs: deque[float] = deque()
         self._syncs_handed = 0  # counted on the writer thread
         self._syncs_finished = 0  # counted on the reactor
@@ -120,6 +121,7 @@ class JournalWriter(Service):
         # Journal bytes appended and not yet handed to the thread (journals add to it).
         self.unwritten_bytes = 0
         self.max_unwritten_bytes = max_unwritten_bytes
+        self._timer = timer
         # Called with the seconds each batch took from being handed to the thread to its
         # completion (the server's fsync delay metric).
         self.batch_observer: Callable[[float], None] | None = None
@@ -145,7 +147,7 @@ class JournalWriter(Service):
         return None if self._sync_runner is None else self._sync_aside
 
     def _sync_aside(self, function: Callable[..., None], *args) -> None:
-        self._pending_syncs.append(perf_counter())
+        self._pending_syncs.append(self._timer())
         self._syncs_handed += 1
         self._sync_runner(self._run_sync, function, args)
 
@@ -199,7 +201,7 @@ class JournalWriter(Service):
             return True
         if not period:
             return False
-        return (in_flight is not None and perf_counter() - in_flight.handed_at > period) or self.syncs_late(period)
+        return (in_flight is not None and self._timer() - in_flight.handed_at > period) or self.syncs_late(period)
 
     def syncs_late(self, period: float) -> bool:
         """Whether a periodic fsync has been pending for longer than `period`."""
@@ -207,7 +209,7 @@ class JournalWriter(Service):
             oldest = self._pending_syncs[0]
         except IndexError:  # the fsync thread has just finished it
             return False
-        return perf_counter() - oldest > period
+        return self._timer() - oldest > period
 
     def when_synced(self) -> Deferred:
         """A Deferred that fires once every periodic fsync handed to the fsync thread so far has finished."""
@@ -253,13 +255,13 @@ class JournalWriter(Service):
         batch.work = [(source, source.take_operations()) for source in self._dirty]
         self._dirty = {}
         self._in_flight = batch
-        batch.handed_at = perf_counter()
+        batch.handed_at = self._timer()
         self._runner(run_batch, batch.work).addBoth(self._batch_done)
 
     def _batch_done(self, outcomes) -> None:
         batch, self._in_flight = self._in_flight, None
         if self.batch_observer is not None:
-            self.batch_observer(perf_counter() - batch.handed_at)
+            self.batch_observer(self._timer() - batch.handed_at)
         if isinstance(outcomes, Failure):
             self.log.failure("journal batch lost", outcomes)
             outcomes = batch.lost(outcomes)

@@ -1,12 +1,20 @@
 """
-Side-by-side benchmark: txkestrel and memcached under the same kestrel-load runs.
+Side-by-side benchmarks: txkestrel beside a peer, memcached (the default) or Darner.
 
 Each server runs pinned to one core and the load tool to another, and the peers run
 alternately (a fresh txkestrel, with an empty spool, for every run), so both see the same
 machine. Prints one JSON document with every run's figures, which `kestrel.load.plot`
 turns into a chart.
 
+With memcached, both servers take the same kestrel-load runs:
+
     python -m kestrel.load.compare --clients 1 10 100 --items 50000 > doc/benchmarks.json
+
+With Darner, Darner's bench `db` and pipelined sets and gets (`kestrel.load.versus_darner`),
+optionally against older checkouts of txkestrel as well:
+
+    python -m kestrel.load.compare --peer darner --repeats 3 > doc/darner.json
+    python -m kestrel.load.compare --peer darner --variant before=/tmp/old --variant after=. > doc/darner.json
 """
 
 from __future__ import annotations
@@ -17,14 +25,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from kestrel.load.process import KestrelProcess, RawClient, free_port, write_config
-from kestrel.load.replay import resident_memory
-
-SERVER_CORE = "0"
-LOAD_CORE = "1"
+from kestrel.load import versus_darner
+from kestrel.load.pinned import LOAD_CORE, Memcached, Txkestrel
+from kestrel.load.process import RawClient
 
 
 def load(tool: str, port: int, *arguments: str) -> dict:
@@ -33,40 +38,6 @@ def load(tool: str, port: int, *arguments: str) -> dict:
     if finished.returncode not in (0, 1) or not finished.stdout.strip():
         raise RuntimeError(f"{' '.join(command)} failed:\n{finished.stderr}")
     return json.loads(finished.stdout.strip().splitlines()[-1])
-
-
-class Memcached:
-    def __init__(self):
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, "memcached", "-u", "nobody", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-t", "1", "-m", "4096"]
-        )
-        time.sleep(0.5)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-
-class Txkestrel:
-    def __init__(self, directory: Path, sync_journal: str):
-        shutil.rmtree(directory, ignore_errors=True)
-        directory.mkdir(parents=True)
-        config = write_config(
-            directory,
-            server='admin_listen = ""\ntext_listen = ""\nthrift_listen = ""',
-            queues=f'[default]\nsync_journal = "{sync_journal}"\n',
-        )
-        self.server = KestrelProcess(directory, config)
-        self.server.start()
-        subprocess.run(["taskset", "-pc", SERVER_CORE, str(self.server.process.pid)], capture_output=True, check=True)
-        self.port = self.server.memcache_port
-
-    def rss_mb(self) -> float:
-        return round(resident_memory(self.server.process.pid) / 2**20, 1)
-
-    def stop(self) -> None:
-        self.server.stop()
 
 
 def summary(result: dict, phase: str, latency: str) -> dict:
@@ -81,13 +52,7 @@ def summary(result: dict, phase: str, latency: str) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 100])
-    parser.add_argument("--items", type=int, default=50000)
-    parser.add_argument("--flood-items", type=int, default=50000)
-    parser.add_argument("--memory-items", type=int, default=1_000_000)
-    options = parser.parse_args(argv)
+def compare_with_memcached(options: argparse.Namespace) -> dict:
     report: dict = {"put_many": [], "flood": [], "sync": [], "memory": {}}
     work = Path(tempfile.mkdtemp(prefix="kestrel-compare-"))
     memcached = Memcached()
@@ -121,6 +86,23 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         memcached.stop()
         shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--peer", choices=["memcached", "darner"], default="memcached")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 100], help="put-many clients, or db's concurrency")
+    with_memcached = parser.add_argument_group("--peer memcached")
+    with_memcached.add_argument("--items", type=int, default=50000)
+    with_memcached.add_argument("--flood-items", type=int, default=50000)
+    with_memcached.add_argument("--memory-items", type=int, default=1_000_000)
+    versus_darner.add_arguments(parser.add_argument_group("--peer darner"))
+    options = parser.parse_args(argv)
+    if options.peer == "memcached":
+        report = compare_with_memcached(options)
+    else:
+        report = versus_darner.compare(options)
     print(json.dumps(report, indent=2))
     return 0
 

@@ -65,9 +65,11 @@ def write_config(directory: Path, server: str = "", queues: str = "", status_fil
 
 
 class KestrelProcess:
-    def __init__(self, directory: Path, config: Path):
+    def __init__(self, directory: Path, config: Path, env: dict[str, str] | None = None):
+        """`env` is the server's whole environment (the default: this process's)."""
         self.directory = directory
         self.config = config
+        self.env = env
         self.process: subprocess.Popen | None = None
         self.ports: dict[str, int] = {}
         self.log_lines: list[str] = []
@@ -100,6 +102,7 @@ class KestrelProcess:
         self.process = subprocess.Popen(
             [TWISTD, "-n", "--pidfile=", "kestrel", "-c", str(self.config)],
             cwd=self.directory,
+            env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

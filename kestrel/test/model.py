@@ -489,6 +489,10 @@ class SteppedThreadRunner:
         self.durable = snapshot
         result.callback(value)
 
+    @property
+    def syncs_waiting(self) -> bool:
+        return bool(self._syncs or self._from_thread)
+
     def run_syncs(self) -> None:
         """The fsync thread runs what it was given; the reactor then hears of it."""
         if self._syncs and not self.dead:
@@ -509,7 +513,9 @@ class HeldWriter(JournalWriter):
         try:
             super().__init__(
                 clock, runner=runner, sync_runner=runner.sync_runner, call_from_thread=runner.call_from_thread,
-                max_unwritten_bytes=MAX_UNWRITTEN_BYTES,
+                # The machine's clock, not the real one: whether a batch or an fsync is late
+                # (and replies wait) must not depend on how fast the machine runs.
+                max_unwritten_bytes=MAX_UNWRITTEN_BYTES, timer=clock.seconds,
             )
         except TypeError:  # a writer without an fsync thread or a bound of its own
             super().__init__(clock, runner=runner)
@@ -856,8 +862,13 @@ class ModelMachine(RuleBasedStateMachine):
                     received += client.transport.drain()
             elif not self._release():
                 self.writer.flush()
-                if self.runner.pending is None:
+                if self.runner.pending is not None:
+                    continue
+                if not self.runner.syncs_waiting:
                     raise EngineFailure(f"a client's requests hang; it has been sent {received + unsent!r}")
+                # A reply may wait for a late periodic fsync.
+                with self.writer.held():
+                    self.runner.run_syncs()
         else:
             raise EngineFailure("a client's requests are never all answered")
         with self._call():

@@ -335,9 +335,17 @@ def syncs() -> HeldSyncs:
 
 
 @pytest.fixture
-def syncing_writer(clock, runner, syncs) -> JournalWriter:
+def now() -> list[float]:
+    """What the syncing writer's timer says; tests move it by hand."""
+    return [100.0]
+
+
+@pytest.fixture
+def syncing_writer(clock, runner, syncs, now) -> JournalWriter:
     # The reactor hears of a finished fsync at once: the test is the reactor.
-    writer = JournalWriter(clock, runner=runner, sync_runner=syncs, call_from_thread=lambda function: function())
+    writer = JournalWriter(
+        clock, runner=runner, sync_runner=syncs, call_from_thread=lambda function: function(), timer=lambda: now[0]
+    )
     writer.startService()
     return writer
 
@@ -361,10 +369,8 @@ def test_periodic_fsyncs_of_a_journal_coalesce_while_one_waits_for_the_fsync_thr
 
 
 def test_replies_wait_for_a_periodic_fsync_that_takes_longer_than_its_period(
-    tmp_path, clock, runner, syncs, syncing_writer, monkeypatch
+    tmp_path, clock, runner, syncs, syncing_writer, now
 ):
-    now = [100.0]
-    monkeypatch.setattr("kestrel.journal.writer.perf_counter", lambda: now[0])
     journal = Journal(str(tmp_path), "q", syncing_writer, clock, 0.1)
     period_passes(clock, runner, journal, b"a")
     assert len(syncs.calls) == 1
