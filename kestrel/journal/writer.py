@@ -1,10 +1,12 @@
 """
 The journal writer: every journal file operation of the server runs on one thread, in order.
 
-Journals queue their operations here during a reactor turn. At the end of the turn the
-writer hands everything queued to its thread as one batch; while a batch is on the thread,
-new operations collect for the next one. So a burst of requests costs one write and at
-most one fsync per journal file (group commit), and the reactor never waits on the disk.
+Journals queue their operations here. When a reply or a read waits for them, the writer
+hands everything queued to its thread as one batch at the end of the reactor turn;
+otherwise within `write_delay` (5 ms), so that a stream of requests does not wake the
+thread every turn. While a batch is on the thread, new operations collect for the next one.
+So a burst of requests costs one write and at most one fsync per journal file (group
+commit), and the reactor never waits on the disk.
 
 A journal whose operation fails gets the operations that did not run back, to retry them.
 Periodic fsyncs run on a second thread, so that writes never queue behind them; the writer
@@ -29,6 +31,12 @@ Operation = tuple[Callable[..., Any], tuple, "Deferred | None"]
 # most a killed process can lose of what it acknowledged (sync_journal other than 0), and a
 # bound on the memory that pending writes take.
 MAX_UNWRITTEN_BYTES = 8 * 1024**2
+# How long queued operations that nothing waits for may stay before they go to the thread.
+# A hand-over wakes the thread, which then contends with the reactor for the GIL: once per
+# turn, that took a quarter of the reactor's time under 10 clients (issue 11,
+# doc/benchmarks.md). A killed process may lose this much more of what it acknowledged
+# with sync_journal other than 0 (doc/reliability.md).
+WRITE_DELAY = 0.005
 
 
 class BatchSource(Protocol):
@@ -93,6 +101,7 @@ class JournalWriter(Service):
         self, clock: IReactorTime, runner: Runner | None = None,
         sync_runner: Callable[..., None] | None = None, call_from_thread: Callable[..., None] | None = None,
         max_unwritten_bytes: int = MAX_UNWRITTEN_BYTES, timer: Callable[[], float] = perf_counter,
+        write_delay: float = WRITE_DELAY,
     ):
         """
         `runner` runs a batch on the writer thread and `sync_runner` a periodic fsync on the
@@ -100,7 +109,8 @@ class JournalWriter(Service):
         the service starts both threads itself; without a sync runner, periodic fsyncs run in
         line on the writer thread. Beyond `max_unwritten_bytes` waiting for the thread, the
         writer is `behind`; so it is when a batch or a periodic fsync has taken longer than a
-        queue's sync period by `timer` (seconds, monotonic).
+        queue's sync period by `timer` (seconds, monotonic). Operations nothing waits for go
+        to the thread within `write_delay` seconds.
         """
         self._clock = clock
         self._runner = runner
@@ -122,6 +132,7 @@ class JournalWriter(Service):
         self.unwritten_bytes = 0
         self.max_unwritten_bytes = max_unwritten_bytes
         self._timer = timer
+        self.write_delay = write_delay
         # Called with the seconds each batch took from being handed to the thread to its
         # completion (the server's fsync delay metric).
         self.batch_observer: Callable[[float], None] | None = None
@@ -183,11 +194,21 @@ class JournalWriter(Service):
         return drained.addBoth(stop_pool)
 
     def mark_dirty(self, source: BatchSource) -> None:
-        """`source` has operations queued: send them at the end of this reactor turn."""
+        """`source` has operations queued: send them within `write_delay`."""
         if source not in self._dirty:
             self._dirty[source] = None
             if self._flush_call is None and self._in_flight is None:
-                self._flush_call = self._clock.callLater(0, self.flush)
+                self._flush_call = self._clock.callLater(self.write_delay, self.flush)
+
+    def _flush_soon(self) -> None:
+        """Something waits for the next batch: send it at the end of this reactor turn."""
+        if self._in_flight is not None:
+            return  # the batch on the thread hands the next one over as it finishes
+        if self._flush_call is not None:
+            if self._flush_call.getTime() <= self._clock.seconds():
+                return
+            self._flush_call.cancel()
+        self._flush_call = self._clock.callLater(0, self.flush)
 
     def behind(self, period: float | None = None) -> bool:
         """
@@ -225,6 +246,7 @@ class JournalWriter(Service):
         done = Deferred()
         if source in self._dirty:
             self._next.waiters.append((source, done))
+            self._flush_soon()
         elif self._in_flight is not None:
             self._in_flight.waiters.append((source, done))
         else:
@@ -284,5 +306,7 @@ class JournalWriter(Service):
                 waiter.errback(Failure(OSError(f"journal write failed for {source}")))
             else:
                 waiter.callback(None)
-        if self._dirty:
+        if self._next.waiters:
             self.flush()
+        elif self._dirty and self._flush_call is None:
+            self._flush_call = self._clock.callLater(self.write_delay, self.flush)

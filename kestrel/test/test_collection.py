@@ -439,10 +439,11 @@ def test_reload_attaches_a_new_expire_to_queue(harness):
 def held_collection(harness, **server_options):
     """
     A collection on a writer whose batches run only when the test says, as a busy writer
-    thread would: it defers every write, the erase of a deleted queue's files included.
+    thread would: it defers every write, the erase of a deleted queue's files included. It
+    hands each batch over at the end of its reactor turn (write_delay=0).
     """
     runner = RecordingRunner()
-    writer = JournalWriter(harness.clock, runner=runner)
+    writer = JournalWriter(harness.clock, runner=runner, write_delay=0)
     writer.startService()
     server_options.setdefault("queue_path", harness.directory)
     collection = QueueCollection(ServerConfig(**server_options), writer, harness.clock)

@@ -6,7 +6,7 @@ import pytest
 
 from kestrel.journal import records
 from kestrel.journal.journal import Journal
-from kestrel.journal.writer import JournalWriter
+from kestrel.journal.writer import JournalWriter, WRITE_DELAY
 from kestrel.test.support import RecordingRunner, fired, operation_names, pending_calls
 
 ADD_TIME = 1_700_000_000_000
@@ -23,7 +23,9 @@ def runner() -> RecordingRunner:
 
 @pytest.fixture
 def writer(clock, runner) -> JournalWriter:
-    writer = JournalWriter(clock, runner=runner)
+    # write_delay=0: every batch goes at the end of its reactor turn, as it does when a reply
+    # waits for it; the delay for batches nothing waits for has tests of its own below.
+    writer = JournalWriter(clock, runner=runner, write_delay=0)
     writer.startService()
     return writer
 
@@ -34,6 +36,14 @@ def make_journal(tmp_path, writer, clock):
         return Journal(str(tmp_path), name, writer, clock, sync_journal)
 
     return make
+
+
+def run_turns(clock, runner) -> None:
+    """Reactor turns end and the thread runs each batch, until nothing is left to hand over."""
+    clock.advance(0)
+    while runner.calls:
+        runner.run_all()
+        clock.advance(0)
 
 
 def file_bytes(tmp_path, name: str = "q") -> bytes:
@@ -123,6 +133,7 @@ def test_writes_made_while_a_batch_runs_go_in_the_next_batch(tmp_path, clock, ru
     assert len(runner.calls) == 1, "a second batch started while the first was on the thread"
 
     runner.run_next()
+    clock.advance(0)
     assert len(runner.calls) == 1
     [[(_, operations)]] = runner.batches()
     assert operation_names(operations) == ["write"]
@@ -216,8 +227,7 @@ def test_periodic_sync_starts_again_with_the_next_write(clock, runner, make_jour
     journal = make_journal(sync_journal=0.1)
     journal.append(addx(b"a"))
     clock.advance(0.1)
-    clock.advance(0)
-    runner.run_all()
+    run_turns(clock, runner)
     assert pending_calls(clock) == []
 
     journal.append(addx(b"b"))
@@ -229,6 +239,7 @@ def test_periodic_sync_starts_again_with_the_next_write(clock, runner, make_jour
         [[(_, operations)]] = runner.batches()[:1]
         names.append(operation_names(operations))
         runner.run_next()
+        clock.advance(0)
     assert names == [["write"], ["fsync_aside"]]
 
 
@@ -344,7 +355,8 @@ def now() -> list[float]:
 def syncing_writer(clock, runner, syncs, now) -> JournalWriter:
     # The reactor hears of a finished fsync at once: the test is the reactor.
     writer = JournalWriter(
-        clock, runner=runner, sync_runner=syncs, call_from_thread=lambda function: function(), timer=lambda: now[0]
+        clock, runner=runner, sync_runner=syncs, call_from_thread=lambda function: function(), timer=lambda: now[0],
+        write_delay=0,
     )
     writer.startService()
     return writer
@@ -353,8 +365,7 @@ def syncing_writer(clock, runner, syncs, now) -> JournalWriter:
 def period_passes(clock, runner, journal, data: bytes) -> None:
     journal.append(addx(data))
     clock.advance(0.1)
-    clock.advance(0)
-    runner.run_all()
+    run_turns(clock, runner)
 
 
 def test_periodic_fsyncs_of_a_journal_coalesce_while_one_waits_for_the_fsync_thread(tmp_path, clock, runner, syncs, syncing_writer):
@@ -388,3 +399,58 @@ def test_replies_wait_for_a_periodic_fsync_that_takes_longer_than_its_period(
     syncs.run_all()
     assert answers == [None]
     assert not syncing_writer.behind(0.1)
+
+
+# Batches that nothing waits for go after the write delay (issue 11)
+
+
+@pytest.fixture
+def delayed_writer(clock, runner) -> JournalWriter:
+    """The writer as the server makes it: batches nothing waits for go after WRITE_DELAY."""
+    writer = JournalWriter(clock, runner=runner)
+    writer.startService()
+    return writer
+
+
+def test_writes_that_nothing_waits_for_go_to_the_thread_after_the_write_delay(tmp_path, clock, runner, delayed_writer):
+    journal = Journal(str(tmp_path), "q", delayed_writer, clock)
+    journal.append(addx(b"a"))
+    assert journal.durable() is None
+    clock.advance(0)
+    clock.advance(WRITE_DELAY / 2)
+    journal.append(addx(b"b"))
+    assert runner.calls == [], "the thread was woken before the write delay"
+    clock.advance(WRITE_DELAY / 2)
+    [[(_, operations)]] = runner.batches()
+    assert operation_names(operations) == ["write"]
+    runner.run_all()
+    assert file_bytes(tmp_path) == addx(b"a") + addx(b"b")
+
+
+def test_a_reply_that_waits_for_its_write_sends_the_batch_at_the_end_of_the_turn(clock, runner, delayed_writer, tmp_path):
+    journal = Journal(str(tmp_path), "q", delayed_writer, clock, 0.0)
+    journal.append(addx(b"a"))
+    answers = fired(journal.durable())
+    clock.advance(0)
+    assert len(runner.calls) == 1
+    runner.run_all()
+    assert answers == [None]
+
+
+def test_a_finished_batch_hands_over_at_once_only_what_a_reply_waits_for(clock, runner, delayed_writer, tmp_path):
+    waited = Journal(str(tmp_path), "waited", delayed_writer, clock, 0.0)
+    unwaited = Journal(str(tmp_path), "unwaited", delayed_writer, clock)
+    unwaited.append(addx(b"a"))
+    clock.advance(WRITE_DELAY)
+    assert len(runner.calls) == 1
+    unwaited.append(addx(b"b"))
+    runner.run_next()
+    assert runner.calls == [], "nothing waits: the next batch waits for the delay"
+    clock.advance(WRITE_DELAY)
+    assert len(runner.calls) == 1
+    waited.append(addx(b"c"))
+    answers = fired(waited.durable())
+    runner.run_next()
+    assert len(runner.calls) == 1, "a reply waits: the next batch goes as the last one finishes"
+    runner.run_all()
+    assert answers == [None]
