@@ -156,7 +156,7 @@ class Journal:
             self._buffer = buffer
         self._buffer += record
         self._segments[-1].size += len(record)
-        self._writer.unwritten_bytes += len(record)
+        self._writer.add_unwritten(len(record))
         if self.sync_journal and self._sync_call is None:
             self._sync_call = self._clock.callLater(self.sync_journal, self._periodic_sync)
 

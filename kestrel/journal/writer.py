@@ -3,8 +3,8 @@ The journal writer: every journal file operation of the server runs on one threa
 
 Journals queue their operations here. When a reply or a read waits for them, the writer
 hands everything queued to its thread as one batch at the end of the reactor turn;
-otherwise within `write_delay` (5 ms), so that a stream of requests does not wake the
-thread every turn. While a batch is on the thread, new operations collect for the next one.
+otherwise within `write_delay` (5 ms) or once 64 KB wait, so that a stream of small
+requests does not wake the thread every turn. While a batch is on the thread, new operations collect for the next one.
 So a burst of requests costs one write and at most one fsync per journal file (group
 commit), and the reactor never waits on the disk.
 
@@ -37,6 +37,9 @@ MAX_UNWRITTEN_BYTES = 8 * 1024**2
 # doc/benchmarks.md). A killed process may lose this much more of what it acknowledged
 # with sync_journal other than 0 (doc/reliability.md).
 WRITE_DELAY = 0.005
+# ... unless this much is waiting: a batch this big pays for its hand-over, and holding more
+# only grows the buffer that the thread then copies to the file.
+WRITE_SOON_BYTES = 64 * 1024
 
 
 class BatchSource(Protocol):
@@ -198,7 +201,18 @@ class JournalWriter(Service):
         if source not in self._dirty:
             self._dirty[source] = None
             if self._flush_call is None and self._in_flight is None:
-                self._flush_call = self._clock.callLater(self.write_delay, self.flush)
+                self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Send what is queued within write_delay, or at the end of this turn once WRITE_SOON_BYTES wait."""
+        delay = 0 if self.unwritten_bytes > WRITE_SOON_BYTES else self.write_delay
+        self._flush_call = self._clock.callLater(delay, self.flush)
+
+    def add_unwritten(self, size: int) -> None:
+        """A journal appended `size` bytes to what it has queued."""
+        self.unwritten_bytes += size
+        if self.unwritten_bytes > WRITE_SOON_BYTES and self._flush_call is not None:
+            self._flush_soon()
 
     def _flush_soon(self) -> None:
         """Something waits for the next batch: send it at the end of this reactor turn."""
@@ -309,4 +323,4 @@ class JournalWriter(Service):
         if self._next.waiters:
             self.flush()
         elif self._dirty and self._flush_call is None:
-            self._flush_call = self._clock.callLater(self.write_delay, self.flush)
+            self._schedule_flush()

@@ -151,11 +151,17 @@ def compare(options: argparse.Namespace) -> dict:
             return Darner(darner, work / "darner", work / "darner.log")
         return Txkestrel(work / "kestrel", "never", variants[server])
 
+    servers = [PEER, *variants]
     runs = []
     try:
         for repeat in range(options.repeats):
+            # The order turns with each repeat, and every run starts once the disk has written
+            # back what the runs before it left (64 KB sets write 130 MB): no server always
+            # runs in the writeback of the one before it.
+            turn = repeat % len(servers)
             for cell in cells(options.clients, options.db_requests):
-                for server in [PEER, *variants]:
+                for server in servers[turn:] + servers[:turn]:
+                    os.sync()
                     with start(server) as running:
                         figures = run_db(db, running.port, cell) if cell["bench"] == "db" else run_pipelined(running.port, cell)
                     runs.append({"server": server, "repeat": repeat, "cell": cell, "figures": figures})

@@ -6,7 +6,7 @@ import pytest
 
 from kestrel.journal import records
 from kestrel.journal.journal import Journal
-from kestrel.journal.writer import JournalWriter, WRITE_DELAY
+from kestrel.journal.writer import WRITE_DELAY, WRITE_SOON_BYTES, JournalWriter
 from kestrel.test.support import RecordingRunner, fired, operation_names, pending_calls
 
 ADD_TIME = 1_700_000_000_000
@@ -454,3 +454,19 @@ def test_a_finished_batch_hands_over_at_once_only_what_a_reply_waits_for(clock, 
     assert len(runner.calls) == 1, "a reply waits: the next batch goes as the last one finishes"
     runner.run_all()
     assert answers == [None]
+
+
+def test_a_batch_of_64_kb_goes_at_the_end_of_the_turn(tmp_path, clock, runner, delayed_writer):
+    journal = Journal(str(tmp_path), "q", delayed_writer, clock)
+    journal.append(addx(b"x" * 1000))
+    clock.advance(0)
+    assert runner.calls == []
+    while delayed_writer.unwritten_bytes <= WRITE_SOON_BYTES:
+        journal.append(addx(b"x" * 1000))
+    clock.advance(0)
+    assert len(runner.calls) == 1, "a big batch waited for the write delay"
+    for _ in range(70):
+        journal.append(addx(b"x" * 1000))
+    runner.run_next()
+    clock.advance(0)
+    assert len(runner.calls) == 1, "a big batch queued while one ran waited for the write delay"
