@@ -5,7 +5,8 @@ markdown tables of doc/benchmarks.md and issue 11. Plain data in, plain data out
 
 A run is `{"server", "repeat", "cell", "figures"}`: the cell says what was measured (bench
 "db", "sets" or "gets", and its parameters) and the figures what came out (requests or items
-per second, and for db its p50 and p99 in microseconds).
+per second, and for db its p50 and p99 in microseconds and the server's CPU time per
+request, when the run measured it).
 """
 
 from __future__ import annotations
@@ -52,14 +53,20 @@ def markdown_tables(report: dict) -> str:
 def db_table(cells: list[dict], variants: list[str]) -> str:
     if not cells:
         return ""
-    header = ["clients", "Darner", *(column for variant in variants for column in (variant, "ratio")), f"p99 {' / '.join(['Darner', *variants])}"]
+    servers = " / ".join(["Darner", *variants])
+    with_cpu = all("cpu_us_per_request" in figures for cell in cells for figures in cell["medians"].values())
+    header = ["clients", "Darner", *(column for variant in variants for column in (variant, "ratio")), f"p99 {servers}"]
+    header += [f"server CPU per request {servers}"] if with_cpu else []
     rows = []
     for cell in cells:
         medians, ratios = cell["medians"], cell["ratios"]
         rates = [f"{thousands(medians[variant]['requests_per_second'])} req/s" for variant in [PEER, *variants]]
         p99s = " / ".join(thousands(medians[server]["p99_us"]) for server in [PEER, *variants])
         paired = [column for variant, rate in zip(variants, rates[1:]) for column in (rate, fixed(ratios[variant]["requests_per_second"]))]
-        rows.append([str(cell["cell"]["clients"]), rates[0], *paired, f"{p99s} us"])
+        row = [str(cell["cell"]["clients"]), rates[0], *paired, f"{p99s} us"]
+        if with_cpu:
+            row.append(" / ".join(f"{medians[server]['cpu_us_per_request']:.1f}" for server in [PEER, *variants]) + " us")
+        rows.append(row)
     return markdown(header, rows)
 
 

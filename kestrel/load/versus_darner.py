@@ -3,13 +3,15 @@ txkestrel beside Darner (a C++ server of Kestrel's memcache dialect): Darner's o
 at several concurrencies, then pipelined sets and gets on one connection (`kestrel.load.pipelined`).
 
 Every run gets a fresh server with an empty data directory. For each repeat and each cell,
-Darner runs first, then each txkestrel variant, so that all of them see the same machine; the
-report gives every run's figures, the medians of each cell and their ratio to Darner's.
+Darner and each txkestrel variant run in turn, so that all of them see the same machine; the
+report gives every run's figures (for db, the server's CPU time per request too), the medians
+of each cell and their ratio to Darner's. `--floor` adds Twisted's floor
+(`kestrel.load.floor`, a responder that does no queue work) as one more server.
 Servers are pinned to one core and the load (`db`, and this process) to the other. Darner and
 `db` come from `bash ../shared/peers/build-darner.sh`.
 
     python -m kestrel.load.compare --peer darner [--darner-dir ~/peers/darner] [--repeats 3] \\
-        [--db-requests 20000] [--clients 1 10 100] [--variant NAME[=PYTHONPATH] ...] > report.json
+        [--db-requests 20000] [--clients 1 10 100] [--variant NAME[=PYTHONPATH] ...] [--floor] > report.json
 
 A variant is a txkestrel imported from PYTHONPATH (a checkout of an older commit, say); the
 default is one variant, "txkestrel", the installed code. A markdown summary goes to stderr.
@@ -29,13 +31,14 @@ from pathlib import Path
 
 import kestrel
 from kestrel.load.darner_report import PEER, build_report, markdown_tables
-from kestrel.load.pinned import LOAD_CORE, Darner, Txkestrel
+from kestrel.load.pinned import LOAD_CORE, Darner, Floor, PinnedServer, Txkestrel
 from kestrel.load.pipelined import pipelined_gets, pipelined_sets
 
 HOST = "127.0.0.1"
 DB_QUEUE = "db_bench"  # the one queue `db` sets to and gets from (it names it in its data dir)
 DB_PREFILL = 512  # items of 64 bytes, so that db's first gets find items
 DB_TIMEOUT = 600
+FLOOR = "floor"
 PIPELINED_QUEUE = "pipelined"
 PREFILL_PER_WRITE = 200
 # Items per run, by item size and requests per write: about 0.3 to 2 s a run on either server
@@ -56,6 +59,7 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--darner-dir", type=Path, default=Path.home() / "peers" / "darner", help="where darner and db are")
     group.add_argument("--repeats", type=int, default=3, help="runs of each cell on each server; the report gives medians")
     group.add_argument("--db-requests", type=int, default=20000, help="db's sets, and as many gets")
+    group.add_argument("--floor", action="store_true", help="measure Twisted's floor (kestrel.load.floor) too")
     group.add_argument(
         "--variant", action="extend", nargs="+", metavar="NAME[=PYTHONPATH]",
         help="a txkestrel to measure, imported from PYTHONPATH (default: one, 'txkestrel', the installed code)",
@@ -67,7 +71,7 @@ def parse_variants(given: list[str] | None) -> dict[str, str | None]:
     variants: dict[str, str | None] = {}
     for variant in given or ["txkestrel"]:
         name, _, path = variant.partition("=")
-        if name == PEER or name in variants:
+        if name in (PEER, FLOOR) or name in variants:
             raise SystemExit(f"variant name {name!r} is taken")
         variants[name] = str(Path(path).resolve()) if path else None
     return variants
@@ -94,14 +98,17 @@ def parse_db_output(text: str) -> dict:
     return {"requests_per_second": float(rate[1]), "p50_us": int(percentiles["50"]), "p99_us": int(percentiles["99"])}
 
 
-def run_db(db: Path, port: int, cell: dict) -> dict:
-    pipelined_sets(HOST, port, DB_QUEUE, 64, DB_PREFILL, DB_PREFILL)
+def run_db(db: Path, server: PinnedServer, cell: dict) -> dict:
+    pipelined_sets(HOST, server.port, DB_QUEUE, 64, DB_PREFILL, DB_PREFILL)
     requests = str(cell["requests"])
-    command = ["taskset", "-c", LOAD_CORE, str(db), "-p", str(port), "-s", requests, "-g", requests, "-c", str(cell["clients"])]
+    command = ["taskset", "-c", LOAD_CORE, str(db), "-p", str(server.port), "-s", requests, "-g", requests, "-c", str(cell["clients"])]
+    used_before = server.cpu_seconds()
     finished = subprocess.run(command, capture_output=True, text=True, timeout=DB_TIMEOUT)
+    used = server.cpu_seconds() - used_before
     if finished.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{finished.stdout}{finished.stderr}")
-    return parse_db_output(finished.stdout)
+    # CPU time says what a request costs the server even where the client sets the pace.
+    return parse_db_output(finished.stdout) | {"cpu_us_per_request": round(used * 1e6 / (2 * cell["requests"]), 2)}
 
 
 def run_pipelined(port: int, cell: dict) -> dict:
@@ -149,9 +156,11 @@ def compare(options: argparse.Namespace) -> dict:
     def start(server: str):
         if server == PEER:
             return Darner(darner, work / "darner", work / "darner.log")
+        if server == FLOOR:
+            return Floor(work / "floor.log")
         return Txkestrel(work / "kestrel", "never", variants[server])
 
-    servers = [PEER, *variants]
+    servers = [PEER, *variants, *([FLOOR] if options.floor else [])]
     runs = []
     try:
         for repeat in range(options.repeats):
@@ -163,11 +172,11 @@ def compare(options: argparse.Namespace) -> dict:
                 for server in servers[turn:] + servers[:turn]:
                     os.sync()
                     with start(server) as running:
-                        figures = run_db(db, running.port, cell) if cell["bench"] == "db" else run_pipelined(running.port, cell)
+                        figures = run_db(db, running, cell) if cell["bench"] == "db" else run_pipelined(running.port, cell)
                     runs.append({"server": server, "repeat": repeat, "cell": cell, "figures": figures})
                     print(f"repeat {repeat + 1}/{options.repeats} {server} {cell}: {figures}", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report = build_report(runs, list(variants), machine(options.darner_dir, variants))
+    report = build_report(runs, servers[1:], machine(options.darner_dir, variants))
     print(markdown_tables(report), file=sys.stderr)
     return report

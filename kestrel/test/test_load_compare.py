@@ -153,3 +153,32 @@ def test_the_tables_have_a_column_for_each_variant():
         "| --- | --- |",
         "| 1 KB sets | 100 / 50 (0.50) / 150 (1.50) |",
     ]
+
+
+def test_the_db_table_shows_the_servers_cpu_per_request_when_the_runs_measured_it():
+    runs = [
+        run("darner", 0, DB, requests_per_second=100000.0, p50_us=90, p99_us=150, cpu_us_per_request=8.24),
+        run("txkestrel", 0, DB, requests_per_second=50000.0, p50_us=180, p99_us=400, cpu_us_per_request=18.06),
+        run("floor", 0, DB, requests_per_second=98000.0, p50_us=95, p99_us=170, cpu_us_per_request=8.71),
+    ]
+    assert markdown_tables(build_report(runs, ["txkestrel", "floor"], {})).splitlines()[2] == (
+        "| 10 | 100,000 req/s | 50,000 req/s | 0.50 | 98,000 req/s | 0.98 | 150 / 400 / 170 us | 8.2 / 18.1 / 8.7 us |"
+    )
+
+
+def test_the_floor_is_no_variant_name():
+    with pytest.raises(SystemExit):
+        versus_darner.parse_variants(["floor=/tmp"])
+
+
+def test_the_floor_responder_answers_sets_and_gets_split_anywhere():
+    from twisted.internet.testing import StringTransport
+
+    from kestrel.load.floor import ITEM, FloorResponder
+
+    responder, transport = FloorResponder(), StringTransport()
+    responder.makeConnection(transport)
+    stream = b"set q 0 0 3\r\nabc\r\nget q\r\n"
+    for byte in range(len(stream)):
+        responder.dataReceived(stream[byte:byte + 1])
+    assert transport.value() == b"STORED\r\nVALUE q 0 64\r\n" + ITEM + b"\r\nEND\r\n"
