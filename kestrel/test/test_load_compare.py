@@ -182,3 +182,10 @@ def test_the_floor_responder_answers_sets_and_gets_split_anywhere():
     for byte in range(len(stream)):
         responder.dataReceived(stream[byte:byte + 1])
     assert transport.value() == b"STORED\r\nVALUE q 0 64\r\n" + ITEM + b"\r\nEND\r\n"
+
+
+def test_request_cost_feeds_real_requests_and_reports_the_cost(capsys):
+    from kestrel.load import request_cost
+
+    assert request_cost.main(["--requests", "200"]) == 0
+    assert capsys.readouterr().out.endswith("us per request (200 requests, a set and a get in turn)\n")
