@@ -148,6 +148,7 @@ class ServerConfig:
     max_line_length: int = 8192
     max_value_size: int = 64 * 1024**2
     max_output_buffer: int = 1024**2
+    memcache_flush_all_reply: str = "kestrel"
     manhole_listen: str = ""
     manhole_authorized_keys: str | None = None
     default_queue: QueueConfig = QueueConfig()
@@ -190,6 +191,12 @@ def _boolean(value: object) -> bool:
     if isinstance(value, bool):
         return value
     raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _flush_all_reply(value: object) -> str:
+    if value in ("kestrel", "memcached"):
+        return value
+    raise ValueError(f'expected "kestrel" (Kestrel\'s reply) or "memcached" (OK), got {value!r}')
 
 
 def _string(value: object) -> str:
@@ -298,6 +305,7 @@ def server_option_parsers(base_dir: str) -> dict[str, Parser]:
         "max_line_length": parse_size,
         "max_value_size": parse_size,
         "max_output_buffer": parse_size,
+        "memcache_flush_all_reply": _flush_all_reply,
     }
 
 

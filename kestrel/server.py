@@ -10,7 +10,7 @@ from typing import Callable
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from kestrel import __version__
+from kestrel import PROTOCOL_VERSION, __version__
 from kestrel.collection import QueueCollection
 from kestrel.config import ServerConfig, load_config
 from kestrel.latency import Latencies
@@ -50,6 +50,7 @@ class KestrelServer:
         self.stats = ServerStats()
         self.latencies = Latencies()
         self.version = __version__
+        self.protocol_version = PROTOCOL_VERSION
         self.max_open_transactions = config.max_open_transactions
         self.started_at = clock.seconds()
         self._shutdown = shutdown

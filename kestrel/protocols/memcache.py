@@ -32,6 +32,9 @@ RELATIVE_EXPTIME_LIMIT = 1_000_000
 STORED = b"STORED\r\n"
 NOT_STORED = b"NOT_STORED\r\n"
 END = b"END\r\n"
+# What flush_all answers, by the memcache listener's `memcache_flush_all_reply`: Kestrel's
+# sentence, or memcached's OK, which most memcache clients insist on.
+FLUSH_ALL_REPLIES = {"kestrel": b"Flushed all queues.\r\n", "memcached": b"OK\r\n"}
 VALUE_TAIL = b"\r\nEND\r\n"
 
 
@@ -289,18 +292,28 @@ class MemcacheProtocol(SessionConnection, Protocol):
         name = self._queue_name(tokens, "delete")
         self.session.check_writable("delete")
         self.collection.delete(name)
-        self._reply(b"DELETED\r\n")
+        self._reply_unless_noreply(tokens[2:], b"DELETED\r\n")
 
     def _flush(self, tokens: list[bytes]) -> None:
         name = self._queue_name(tokens, "flush")
         self.session.check_writable("flush")
         self.collection.flush(name)
-        self._reply(END)
+        self._reply_unless_noreply(tokens[2:], END)
 
     def _flush_all(self, tokens: list[bytes]) -> None:
         self.session.check_writable("flush_all")
         self.collection.flush_all()
-        self._reply(b"Flushed all queues.\r\n")
+        self._reply_unless_noreply(tokens[1:], FLUSH_ALL_REPLIES[self.server.config.memcache_flush_all_reply])
+
+    def _reply_unless_noreply(self, options: list[bytes], reply: bytes) -> None:
+        """
+        As memcached does, a last option `noreply` (after the key, if any) asks for no reply
+        (`delete KEY [0] noreply`, `flush_all [DELAY] noreply`): clients such as pymemcache
+        send it by default and read a reply they did not ask for as the answer to their next
+        request. An error is answered all the same.
+        """
+        if not options or options[-1] != b"noreply":
+            self._reply(reply)
 
     def _flush_expired(self, tokens: list[bytes]) -> None:
         name = self._queue_name(tokens, "flush_expired")
@@ -329,7 +342,7 @@ class MemcacheProtocol(SessionConnection, Protocol):
         self._reply("\r\n".join(lines).encode("latin-1", "replace"))
 
     def _version(self, tokens: list[bytes]) -> None:
-        self._reply(b"VERSION %s\r\n" % self.server.version.encode())
+        self._reply(b"VERSION %s\r\n" % self.server.protocol_version.encode())
 
     def _reload(self, tokens: list[bytes]) -> None:
         try:

@@ -254,7 +254,7 @@ class TextProtocol(SessionConnection, Protocol):
             self._reply(item_reply(status.current.name.encode()))
 
     def _version(self, args: list[bytes]) -> None:
-        self._reply(item_reply(self.server.version.encode()))
+        self._reply(item_reply(self.server.protocol_version.encode()))
 
     def _shutdown(self, args: list[bytes]) -> None:
         self._reply(DONE)

@@ -138,7 +138,7 @@ class ThriftHandler:
             raise ThriftRefusal("cannot save the server status") from None
 
     def get_version(self) -> str:
-        return self.server.version
+        return self.server.protocol_version
 
 
 class ThriftGet:

@@ -818,7 +818,7 @@ class ModelMachine(RuleBasedStateMachine):
         """A memcache client pipelines sets and reads its replies only when the server stops reading it."""
         items = [self._payload(size) for _ in range(count)]
         request = b"".join(b"set %s 0 0 %d\r\n%s\r\n" % (name.encode(), len(data), data) for data in items)
-        version = b"VERSION %s\r\n" % self.server.version.encode()
+        version = b"VERSION %s\r\n" % self.server.protocol_version.encode()
         replies = self._serve(MemcacheProtocol(self.server), request + b"version\r\n", version)
         wanted = b"".join(b"STORED\r\n" if stored else b"NOT_STORED\r\n" for stored in self.adds) + version
         if len(self.adds) != count or replies != wanted:
@@ -829,7 +829,7 @@ class ModelMachine(RuleBasedStateMachine):
         """A text client puts many items in one request (each a line: no empty one, which ends it)."""
         items = [self._payload(size) for _ in range(count)]
         request = b"put %s:\n%s\n\nversion\n" % (name.encode(), b"\n".join(items))
-        version = item_reply(self.server.version.encode())
+        version = item_reply(self.server.protocol_version.encode())
         replies = self._serve(TextProtocol(self.server), request, version)
         wanted = b"+%d\n" % sum(self.adds) + version
         if len(self.adds) != count or replies != wanted:

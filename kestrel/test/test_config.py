@@ -251,6 +251,10 @@ def test_load_config_resolves_paths_against_the_file(tmp_path):
         ("max_open_transactions = 0", "[server] max_open_transactions: expected a positive integer, got 0"),
         ("[default]\nkeep_journal = 'no'", "[default] keep_journal: expected true or false, got 'no'"),
         ("text_listen = 2222", "[server] text_listen: expected a string, got 2222"),
+        (
+            "memcache_flush_all_reply = 'OK'",
+            "[server] memcache_flush_all_reply: expected \"kestrel\" (Kestrel's reply) or \"memcached\" (OK), got 'OK'",
+        ),
         ("status_file = ''", "[server] status_file: expected a path, got ''"),
         (
             "[default]\nmax_size = 'lots'",

@@ -5,14 +5,14 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kestrel import __version__
+from kestrel import PROTOCOL_VERSION
 from kestrel.test.hostile import cuts, hostile_example, restore_status, send_in_pieces
 from kestrel.test.test_text import connect
 
 # Small limits, so that the streams below reach them.
 LIMITS = {"max_line_length": 64, "max_value_size": 256, "max_open_transactions": 2}
 
-VERSION = b":%s\n" % __version__.encode()
+VERSION = b":%s\n" % PROTOCOL_VERSION.encode()
 
 # Requests that must each be answered with one `-<message>` line, the connection staying up.
 BAD_REQUESTS = [

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from thriftpy2.thrift import TApplicationException, TMessageType
 
-from kestrel import __version__
+from kestrel import PROTOCOL_VERSION
 from kestrel.protocols.thrift_codec import ThriftItem, ThriftStatus
 from kestrel.test.hostile import cuts, hostile_example, pieces, restore_status
 from kestrel.test.test_thrift import ThriftServer, call_frame, call_of, framed, message
@@ -137,7 +137,7 @@ def test_any_byte_stream_gets_replies_or_a_close_and_harms_nobody(stream, offset
 
         assert not bystander.closed and not waiting.closed
         restore_status(kestrel)
-        assert bystander.call("get_version") == __version__
+        assert bystander.call("get_version") == PROTOCOL_VERSION
         kestrel.add("calm", b"fresh")
         assert [reply.value for reply in waiting.replies()] == [[ThriftItem(data=b"fresh", id=0)]]
         assert bystander.call("confirm", "calm", {opened.id}) == 1
@@ -168,7 +168,7 @@ def test_each_frame_gets_one_reply_in_order_and_each_bad_one_an_application_exce
             if refusal is not None:
                 assert reply.error is not None and reply.error.type == refusal, (body, reply.error)
         assert not client.closed
-        assert client.call("get_version") == __version__
+        assert client.call("get_version") == PROTOCOL_VERSION
 
 
 def test_a_huge_declared_frame_is_refused_as_soon_as_its_header_is_in():

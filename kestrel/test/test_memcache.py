@@ -5,7 +5,7 @@ import os
 import pytest
 from twisted.internet.testing import StringTransport
 
-from kestrel import __version__
+from kestrel import PROTOCOL_VERSION, __version__
 from kestrel.config import QueueConfig, load_config
 from kestrel.protocols.memcache import MemcacheProtocol
 from kestrel.test.support import (
@@ -137,6 +137,27 @@ def test_flush_all(kestrel, client):
     assert (kestrel.queue_stat("a", "items"), kestrel.queue_stat("b", "items")) == (0, 0)
 
 
+@pytest.mark.parametrize(
+    "request_line",
+    [b"delete jobs noreply", b"delete jobs 0 noreply", b"flush jobs noreply", b"flush_all noreply", b"flush_all 0 noreply"],
+)
+def test_noreply_asks_for_no_reply_and_the_command_runs(kestrel, client, request_line):
+    client.send(set_request(b"jobs", b"x"))
+    assert client.send(request_line + b"\r\nversion\r\n") == b"VERSION %s\r\n" % PROTOCOL_VERSION.encode()
+    assert kestrel.collection.queue("jobs", create=False) is None or kestrel.queue_stat("jobs", "items") == 0
+
+
+def test_a_queue_named_noreply_is_deleted_with_a_reply(kestrel, client):
+    client.send(set_request(b"noreply", b"x"))
+    assert client.send(b"delete noreply\r\n") == b"DELETED\r\n"
+    assert "noreply" not in kestrel.collection
+
+
+def test_flush_all_answers_as_memcached_when_the_listener_says_so(harness):
+    client = connect(ServerHarness(harness, memcache_flush_all_reply="memcached"))
+    assert client.send(b"flush_all\r\n") == b"OK\r\n"
+
+
 def test_flush_expired_and_flush_all_expired_count(kestrel, client):
     client.send(set_request(b"q1", b"a", exptime=b"1") + set_request(b"q1", b"b"))
     client.send(set_request(b"q2", b"c", exptime=b"1") + set_request(b"q2", b"d", exptime=b"1"))
@@ -150,7 +171,7 @@ def test_flush_expired_and_flush_all_expired_count(kestrel, client):
 
 
 def test_version(client):
-    assert client.send(b"version\r\n") == b"VERSION %s\r\n" % __version__.encode()
+    assert client.send(b"version\r\n") == b"VERSION %s\r\n" % PROTOCOL_VERSION.encode()
 
 
 def test_quit_closes_without_a_reply_and_ignores_what_follows(kestrel, client):
@@ -521,7 +542,7 @@ def test_monitor_items_are_open_reads(kestrel, client):
 def test_monitor_holds_later_requests_until_it_ends(kestrel, client):
     assert client.send(b"monitor test 1\r\nversion\r\n") == b""
     kestrel.clock.advance(1)
-    assert client.written() == END + b"VERSION %s\r\n" % __version__.encode()
+    assert client.written() == END + b"VERSION %s\r\n" % PROTOCOL_VERSION.encode()
 
 
 # Blocking reads
@@ -566,7 +587,7 @@ def test_a_request_after_a_blocking_get_waits_for_it(kestrel, client):
     kestrel.clock.advance(0.5)
     assert kestrel.queue_stat("other", "items") == 1
     connect(kestrel).send(set_request(b"jobs", b"j"))
-    assert client.written() == value(b"jobs/t=1000", b"j") + value(b"other", b"o") + b"VERSION %s\r\n" % __version__.encode()
+    assert client.written() == value(b"jobs/t=1000", b"j") + value(b"other", b"o") + b"VERSION %s\r\n" % PROTOCOL_VERSION.encode()
 
 
 def test_requests_sent_while_waiting_are_answered_in_order(kestrel, client):
@@ -608,7 +629,7 @@ PIPELINE_REPLIES = (
     + ERROR
     + b"STORED\r\n"
     + value(b"p", b"x")
-    + b"VERSION %s\r\n" % __version__.encode()
+    + b"VERSION %s\r\n" % PROTOCOL_VERSION.encode()
 )
 
 
@@ -999,7 +1020,7 @@ def test_stored_waits_for_the_batch_on_a_sync_journal_queue(held_writes):
     assert len(runner.calls) == 1
     assert client.written() == b""
     runner.run_next()
-    assert client.written() == b"STORED\r\n" + b"VERSION %s\r\n" % __version__.encode()
+    assert client.written() == b"STORED\r\n" + b"VERSION %s\r\n" % PROTOCOL_VERSION.encode()
 
 
 def test_noreply_on_a_sync_journal_queue_still_waits_then_writes_nothing(held_writes):
@@ -1008,7 +1029,7 @@ def test_noreply_on_a_sync_journal_queue_still_waits_then_writes_nothing(held_wr
     assert client.send(b"set q 0 0 1 noreply\r\nx\r\nversion\r\n") == b""
     kestrel.clock.advance(0)
     runner.run_next()
-    assert client.written() == b"VERSION %s\r\n" % __version__.encode()
+    assert client.written() == b"VERSION %s\r\n" % PROTOCOL_VERSION.encode()
 
 
 def test_reads_and_confirms_wait_for_the_batch_on_a_sync_journal_queue(held_writes):
@@ -1081,14 +1102,14 @@ def test_a_client_that_pipelines_without_reading_is_paused_until_its_wait_ends(s
     assert client.send(b"version\r\n" * 2) == b""
     assert client.transport.producerState == "paused"
     small_limits.clock.advance(1)
-    assert client.written() == END + b"VERSION %s\r\n" % __version__.encode() * 10
+    assert client.written() == END + b"VERSION %s\r\n" % PROTOCOL_VERSION.encode() * 10
     assert client.transport.producerState == "producing"
 
 
 def test_a_waiting_get_on_a_deleted_queue_ends_at_once(kestrel, client):
     client.send(b"get q/t=1000\r\nversion\r\n")
     assert connect(kestrel).send(b"delete q\r\n") == b"DELETED\r\n"
-    assert client.written() == END + b"VERSION %s\r\n" % __version__.encode()
+    assert client.written() == END + b"VERSION %s\r\n" % PROTOCOL_VERSION.encode()
     kestrel.settle()
     assert pending_calls(kestrel.clock) == []
 

@@ -3,7 +3,7 @@
 import pytest
 from twisted.internet.testing import StringTransport
 
-from kestrel import __version__
+from kestrel import PROTOCOL_VERSION
 from kestrel.protocols.text import (
     NO_ITEM,
     TextProtocol,
@@ -16,7 +16,7 @@ from kestrel.journal.writer import JournalWriter
 from kestrel.test.support import START, QueueHarness, RecordingRunner, ServerHarness, pending_calls
 from kestrel.test.test_memcache import Connection
 
-VERSION = b":%s\n" % __version__.encode()
+VERSION = b":%s\n" % PROTOCOL_VERSION.encode()
 
 
 class TextConnection(Connection):

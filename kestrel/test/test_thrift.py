@@ -14,7 +14,7 @@ from thriftpy2.thrift import TApplicationException, TMessageType
 from thriftpy2.transport import TMemoryBuffer
 from twisted.internet.testing import StringTransport
 
-from kestrel import __version__
+from kestrel import PROTOCOL_VERSION
 from kestrel.protocols import thrift_scan
 from kestrel.protocols.thrift import ThriftFactory
 from kestrel.protocols.thrift_codec import (
@@ -461,7 +461,7 @@ def test_flush_queue_delete_queue_and_flush_all_queues(kestrel, client):
 
 
 def test_version(client):
-    assert client.call("get_version") == __version__
+    assert client.call("get_version") == PROTOCOL_VERSION
 
 
 def test_status_without_a_status_file(client):
@@ -543,7 +543,7 @@ def test_an_illegal_queue_name_is_an_application_exception(kestrel, client):
     error = client.refusal("put", "a.b", [b"x"])
     assert error.type == TApplicationException.INTERNAL_ERROR
     assert error.message.startswith("queue name contains illegal characters")
-    assert client.call("get_version") == __version__
+    assert client.call("get_version") == PROTOCOL_VERSION
 
 
 def test_a_missing_queue_name_is_an_application_exception(client):
@@ -555,7 +555,7 @@ def test_an_unknown_method_is_an_application_exception(client):
     body = message("get_version").replace(b"get_version", b"get_potato!")
     (reply,) = client.send(framed(body))
     assert (reply.name, reply.error.type) == ("get_potato!", TApplicationException.UNKNOWN_METHOD)
-    assert client.call("get_version") == __version__
+    assert client.call("get_version") == PROTOCOL_VERSION
 
 
 def test_a_message_that_is_not_a_call_is_refused(client):
@@ -588,7 +588,7 @@ def test_calls_behind_a_waiting_get_are_answered_after_it(kestrel, client):
     assert client.send(frames) == []
     kestrel.clock.advance(1.001)
     replies = client.replies()
-    assert [(reply.seqid, reply.value) for reply in replies] == [(1, []), (2, 1), (3, __version__)]
+    assert [(reply.seqid, reply.value) for reply in replies] == [(1, []), (2, 1), (3, PROTOCOL_VERSION)]
 
 
 def test_frames_split_at_every_byte(tmp_path):
@@ -616,7 +616,7 @@ def test_a_frame_over_the_limit_is_refused_and_skipped(small_frames):
     assert (reply.name, reply.seqid, reply.error.type) == ("put", 9, TApplicationException.PROTOCOL_ERROR)
     assert reply.error.message == f"a frame of {len(frame) - 4} bytes is larger than the limit of 100"
     assert "test" not in small_frames.collection
-    assert client.call("get_version") == __version__
+    assert client.call("get_version") == PROTOCOL_VERSION
     assert not client.closed
 
 
@@ -650,7 +650,7 @@ def test_a_client_that_pipelines_without_reading_is_paused_until_its_wait_ends(s
     assert client.send(version) == []
     assert client.transport.producerState == "paused"
     small_frames.clock.advance(1.001)
-    assert [reply.value for reply in client.replies()] == [[]] + [__version__] * (held + 1)
+    assert [reply.value for reply in client.replies()] == [[]] + [PROTOCOL_VERSION] * (held + 1)
     assert client.transport.producerState == "producing"
 
 
@@ -692,7 +692,7 @@ def test_malformed_bodies_are_protocol_errors(client, body, problem):
     (reply,) = client.send(framed(header + body))
     assert (reply.name, reply.error.type) == ("put", TApplicationException.PROTOCOL_ERROR)
     assert problem in reply.error.message
-    assert client.call("get_version") == __version__
+    assert client.call("get_version") == PROTOCOL_VERSION
 
 
 def test_a_hostile_count_is_refused_at_once(client):
@@ -765,7 +765,7 @@ def test_put_to_a_queue_that_fsyncs_waits_for_the_fsync(thrift_held_writes):
     kestrel.clock.advance(0)
     assert client.replies() == []
     runner.run_all()
-    assert [(reply.seqid, reply.value) for reply in client.replies()] == [(1, 2), (2, __version__)]
+    assert [(reply.seqid, reply.value) for reply in client.replies()] == [(1, 2), (2, PROTOCOL_VERSION)]
 
 
 def test_confirm_on_a_queue_that_fsyncs_waits_for_the_fsync(thrift_held_writes):

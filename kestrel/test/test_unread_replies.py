@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from kestrel import __version__
+from kestrel import PROTOCOL_VERSION
 from kestrel.admin.http import AdminResource, AdminSite
 from kestrel.config import parse_config
 from kestrel.protocols.memcache import MemcacheProtocol
@@ -22,7 +22,7 @@ from kestrel.test.test_thrift import ThriftServer, call_frame, replies_in
 
 BOUND = 100
 BIG = b"x" * 200
-VERSION = b"VERSION %s\r\n" % __version__.encode()
+VERSION = b"VERSION %s\r\n" % PROTOCOL_VERSION.encode()
 PEEK = b"get big/peek\r\n"
 PEEK_REPLY = b"VALUE big/peek 0 200\r\n" + BIG + b"\r\nEND\r\n"
 
@@ -129,7 +129,7 @@ def test_text_handles_no_request_while_its_replies_are_unread(kestrel):
     assert kestrel.stats.cmd_peek == 1
     assert client.transport.drain() == item_reply(BIG)
     assert client.unread() == item_reply(BIG)
-    assert client.read_all() == item_reply(BIG) * 4 + item_reply(__version__.encode())
+    assert client.read_all() == item_reply(BIG) * 4 + item_reply(PROTOCOL_VERSION.encode())
     assert client.transport.reading
     assert kestrel.queue_stat("big", "items") == 1
 
@@ -149,7 +149,7 @@ def test_thrift_handles_no_call_while_its_replies_are_unread(kestrel):
     rest = replies_in(client.read_all())
     assert [reply.seqid for reply in rest] == [1, 2, 3, 4, 5]
     assert [reply.value.head_item for reply in rest[:4]] == [BIG] * 4
-    assert rest[4].value == __version__
+    assert rest[4].value == PROTOCOL_VERSION
     assert client.transport.reading
 
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from thriftpy2.thrift import TApplicationException
 
-from kestrel import __version__
+from kestrel import PROTOCOL_VERSION
 from kestrel.load.process import KestrelProcess, RawClient, TextClient, wait_until
 from kestrel.test.acceptance.test_thrift_server import RawThrift
 from kestrel.test.test_hostile_admin import (
@@ -33,7 +33,7 @@ from kestrel.test.test_thrift import call_frame, framed, message
 
 CLIENTS = {"memcache": RawClient, "text": TextClient, "thrift": RawThrift}
 # The answer to a `version` request, on the line protocols.
-VERSION_LINES = {"memcache": b"VERSION " + __version__.encode(), "text": b":" + __version__.encode()}
+VERSION_LINES = {"memcache": b"VERSION " + PROTOCOL_VERSION.encode(), "text": b":" + PROTOCOL_VERSION.encode()}
 # What a connection over the cap reads before the server closes it (Thrift has no way to say it).
 REFUSALS = {"memcache": b"SERVER_ERROR too many connections\r\n", "text": b"-Too many connections.\n", "thrift": b""}
 
@@ -45,7 +45,7 @@ def assert_every_listener_serves(kestrel: KestrelProcess) -> None:
         assert client.request("version") == VERSION_LINES[protocol]
         client.close()
     thrift = kestrel.thrift_client()
-    assert thrift.get_version() == __version__
+    assert thrift.get_version() == PROTOCOL_VERSION
     thrift.close()
     assert kestrel.admin("GET", "/ping").body == b"pong\n"
     log = kestrel.log()
@@ -188,7 +188,7 @@ class Peer:
         self.socket.settimeout(10)
         if self.protocol == "thrift":
             self.client.send(call_frame("get_version"))
-            return self.client.reply().value == __version__
+            return self.client.reply().value == PROTOCOL_VERSION
         return self.client.request("version") == VERSION_LINES[self.protocol]
 
 

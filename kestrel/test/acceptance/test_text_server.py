@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from kestrel import __version__
+from kestrel import PROTOCOL_VERSION
 from kestrel.load.process import wait_until
 
 
@@ -115,7 +115,7 @@ def test_flush_delete_version_and_errors(kestrel, text):
     assert text.request("flush gone") == b"+0"
     assert text.request("delete gone") == b"+0"
     assert "queue_gone_items" not in kestrel.client().stats()
-    assert text.request("version") == b":" + __version__.encode()
+    assert text.request("version") == b":" + PROTOCOL_VERSION.encode()
     assert text.request("juggle") == b"-Unknown command: juggle"
     assert text.request("get") == b"-Queue name required."
     assert text.request("get q soon") == b"-Error parsing timeout."
@@ -124,7 +124,7 @@ def test_flush_delete_version_and_errors(kestrel, text):
     assert text.request("confirm q") == b"-Queue name & count required."
     assert text.request("monitor q") == b"-Queue name & timeout required."
     assert text.request("get a.b").startswith(b"-queue name contains illegal characters")
-    assert text.request("version") == b":" + __version__.encode()
+    assert text.request("version") == b":" + PROTOCOL_VERSION.encode()
 
 
 def test_status_and_refusals_keep_the_connection(kestrel, text):

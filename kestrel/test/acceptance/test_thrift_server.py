@@ -8,7 +8,7 @@ import time
 import pytest
 from thriftpy2.thrift import TApplicationException
 
-from kestrel import __version__
+from kestrel import PROTOCOL_VERSION
 from kestrel.load.process import wait_until
 from kestrel.protocols.thrift_codec import ThriftItem, ThriftStatus
 from kestrel.test.test_thrift import Reply, call_frame, framed, message
@@ -143,7 +143,7 @@ def test_flush_delete_and_flush_all(kestrel, thrift):
 
 
 def test_status_and_version(thrift):
-    assert thrift.get_version() == __version__
+    assert thrift.get_version() == PROTOCOL_VERSION
     assert thrift.current_status() == ThriftStatus.UP
     thrift.set_status(ThriftStatus.READ_ONLY)
     assert thrift.current_status() == ThriftStatus.READ_ONLY
@@ -163,7 +163,7 @@ def test_status_without_a_status_file(make_server):
     assert thrift.current_status() == ThriftStatus.NOT_CONFIGURED
     with pytest.raises(TApplicationException):
         thrift.set_status(ThriftStatus.UP)
-    assert thrift.get_version() == __version__
+    assert thrift.get_version() == PROTOCOL_VERSION
 
 
 # Frames a well-behaved client does not send
@@ -197,7 +197,7 @@ def test_an_oversized_frame_is_refused_and_the_connection_goes_on(make_server):
     refused, version = raw.reply(), raw.reply()
     assert (refused.seqid, refused.error.type) == (4, TApplicationException.PROTOCOL_ERROR)
     assert "larger than the limit of 1024" in refused.error.message
-    assert (version.seqid, version.value) == (5, __version__)
+    assert (version.seqid, version.value) == (5, PROTOCOL_VERSION)
     assert kestrel.thrift_client().peek("big").items == 0
 
 
@@ -209,7 +209,7 @@ def test_a_hostile_container_count_is_refused_at_once(kestrel):
     reply = raw.reply()
     assert time.monotonic() - started < 2
     assert reply.error.type == TApplicationException.PROTOCOL_ERROR
-    assert kestrel.thrift_client().get_version() == __version__
+    assert kestrel.thrift_client().get_version() == PROTOCOL_VERSION
 
 
 def test_garbage_closes_only_that_connection(kestrel):
@@ -217,4 +217,4 @@ def test_garbage_closes_only_that_connection(kestrel):
     raw.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
     with pytest.raises(ConnectionError):
         raw.reply()
-    assert kestrel.thrift_client().get_version() == __version__
+    assert kestrel.thrift_client().get_version() == PROTOCOL_VERSION
