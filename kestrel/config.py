@@ -132,9 +132,10 @@ class ServerConfig:
 
     queue_path: str
     config_path: str | None = None
-    memcache_listen: str = "tcp:22133"
-    text_listen: str = "tcp:2222"
-    thrift_listen: str = "tcp:2229"
+    # Loopback unless the config names an interface: a queue server has no authentication.
+    memcache_listen: str = "tcp:22133:interface=127.0.0.1"
+    text_listen: str = "tcp:2222:interface=127.0.0.1"
+    thrift_listen: str = "tcp:2229:interface=127.0.0.1"
     admin_listen: str = "tcp:2223:interface=127.0.0.1"
     max_open_transactions: int = 1
     expiration_timer_frequency: float | None = None

@@ -8,6 +8,7 @@ import pytest
 
 from kestrel.config import (
     QUEUE_OPTION_PARSERS,
+    LISTEN_OPTIONS,
     ConfigError,
     QueueConfig,
     ServerConfig,
@@ -375,3 +376,12 @@ def test_endpoints_are_checked_without_a_reactor(tmp_path):
         "assert 'twisted.internet.reactor' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", check], check=True)
+
+
+def test_the_shipped_config_serves_this_machine_only():
+    """Issue 12: the README's first command must not open an unauthenticated queue server to the network."""
+    shipped = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "etc", "kestrel.conf"))
+    listeners = {field: getattr(shipped, field) for field in LISTEN_OPTIONS}
+    assert {field: endpoint for field, endpoint in listeners.items() if endpoint and "interface=127.0.0.1" not in endpoint} == {}
+    defaults = ServerConfig(queue_path="spool")
+    assert all("interface=127.0.0.1" in getattr(defaults, field) for field in LISTEN_OPTIONS if getattr(defaults, field))
