@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from twisted.internet.defer import CancelledError, Deferred, FirstError
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -24,6 +25,21 @@ from twisted.python.failure import Failure
 from kestrel.protocols.sending import no_delay, send_reply
 from kestrel.server import KestrelServer
 from kestrel.session import Session
+
+
+class SessionFactory(Factory):
+    """A listener's factory: each connection is a `protocol` on the shared server."""
+
+    # Twisted's "Starting factory <...>" line says nothing that the listener's own line does not.
+    noisy = False
+
+    def __init__(self, server: KestrelServer):
+        self.server = server
+
+    def buildProtocol(self, addr) -> Protocol:
+        protocol = self.protocol(self.server)
+        protocol.factory = self
+        return protocol
 
 
 class SessionConnection(TimeoutMixin):

@@ -13,13 +13,13 @@ from functools import partial
 from typing import Callable
 
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
 from kestrel.collection import InvalidQueueName
 from kestrel.config import ConfigError
 from kestrel.journal import records
-from kestrel.protocols.connection import SessionConnection
+from kestrel.protocols.connection import SessionConnection, SessionFactory
 from kestrel.queue import Item, QueueUnavailable
 from kestrel.server import KestrelServer
 from kestrel.session import ReadStillOpen, TooManyOpenReads, Unavailable
@@ -380,11 +380,5 @@ class MemcacheProtocol(SessionConnection, Protocol):
             self._reply(b"SERVER_ERROR cannot save the server status\r\n")
 
 
-class MemcacheFactory(Factory):
-    def __init__(self, server: KestrelServer):
-        self.server = server
-
-    def buildProtocol(self, addr) -> MemcacheProtocol:
-        protocol = MemcacheProtocol(self.server)
-        protocol.factory = self
-        return protocol
+class MemcacheFactory(SessionFactory):
+    protocol = MemcacheProtocol

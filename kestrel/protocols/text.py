@@ -24,14 +24,14 @@ requests behind it.
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from kestrel.collection import InvalidQueueName
 from kestrel.config import validate_queue_name
 from kestrel.journal import records
-from kestrel.protocols.connection import SessionConnection
+from kestrel.protocols.connection import SessionConnection, SessionFactory
 from kestrel.queue import Item, QueueUnavailable
 from kestrel.server import KestrelServer
 from kestrel.session import SessionError
@@ -367,9 +367,5 @@ class TextProtocol(SessionConnection, Protocol):
         self._reply(count_reply(put.added) if put.refusal is None else put.refusal)
 
 
-class TextFactory(Factory):
-    def __init__(self, server: KestrelServer):
-        self.server = server
-
-    def buildProtocol(self, addr) -> TextProtocol:
-        return TextProtocol(self.server)
+class TextFactory(SessionFactory):
+    protocol = TextProtocol

@@ -23,12 +23,11 @@ from struct import Struct
 
 from thriftpy2.thrift import TApplicationException, TMessageType
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
 
 from kestrel.collection import InvalidQueueName
-from kestrel.protocols.connection import SessionConnection
+from kestrel.protocols.connection import SessionConnection, SessionFactory
 from kestrel.protocols.thrift_codec import (
     METHODS,
     Method,
@@ -279,11 +278,11 @@ class ThriftProtocol(SessionConnection, Int32StringReceiver):
         self._send(encode_exception(header, TApplicationException.PROTOCOL_ERROR, message))
 
 
-class ThriftFactory(Factory):
+class ThriftFactory(SessionFactory):
     """The Thrift listener's factory; it holds the server-wide transaction handles."""
 
     def __init__(self, server: KestrelServer):
-        self.server = server
+        super().__init__(server)
         self.handles = TransactionHandles(server.collection, server.clock)
 
     def startFactory(self) -> None:

@@ -89,6 +89,21 @@ def test_queues_are_loaded_from_their_journals_after_a_restart(harness):
     assert (collection.current_bytes(), collection.current_items()) == (10, 2)
 
 
+def test_a_start_logs_one_line_for_the_queues_it_loads(harness, captured_logs):
+    """Issue 12: 3,005 queues made 3,005 "created queue" lines at start."""
+    collection = collection_on(harness)
+    for name, count in (("a", 2), ("b", 1), ("c", 0)):
+        for item in range(count):
+            collection.add(name, b"%d" % item)
+        collection.queue(name)
+    collection = restart_collection(harness, collection)
+    loads = [message for message in captured_logs.messages() if message.startswith("loaded ")]
+    assert len(loads) == 2, "one line for each start"
+    assert loads[1].startswith(f"loaded 2 queues (3 items) from {harness.directory} in ")
+    created = [message for message in captured_logs.messages() if message.startswith("created queue")]
+    assert created == ["created queue a (0 items)", "created queue b (0 items)", "created queue c (0 items)"]
+
+
 def test_load_finds_queues_by_file_name_and_ignores_temp_files(harness):
     touch(harness, "apples", "oranges.101", "oranges.133", "oranges~~900")
     collection = collection_on(harness)

@@ -105,7 +105,7 @@ def test_a_port_that_is_taken_stops_the_start_with_one_line(tmp_path, capfd, por
 
 
 @pytest_twisted.inlineCallbacks
-def test_accepted_connections_of_every_listener_turn_nagle_off(tmp_path):
+def test_accepted_connections_of_every_listener_turn_nagle_off(tmp_path, captured_logs):
     """
     Issue 11: replies written while an earlier one is unacknowledged waited 40 ms for the
     client's delayed ACK. Every listener of a real service, on the real reactor, accepts a
@@ -127,8 +127,10 @@ def test_accepted_connections_of_every_listener_turn_nagle_off(tmp_path):
     try:
         ports = {listener.protocol: int(listener.address.rsplit(":", 1)[1]) for listener in service.listeners}
         assert sorted(ports) == ["admin", "manhole", "memcache", "text", "thrift"]
+        client_factory = Factory.forProtocol(Protocol)
+        client_factory.noisy = False  # so that every "Starting factory" line would be the server's
         for port in ports.values():
-            clients.append((yield TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(Factory.forProtocol(Protocol))))
+            clients.append((yield TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(client_factory)))
         accepted = {}
         for _ in range(100):  # reactor turns, until the listeners have accepted every connection
             accepted = {
@@ -143,6 +145,8 @@ def test_accepted_connections_of_every_listener_turn_nagle_off(tmp_path):
             for protocol, server in accepted.items()
         }
         assert no_delay == dict.fromkeys(ports, True)
+        # Issue 12: a listener's start is its own "listening for" line, not Twisted's factory noise.
+        assert not [message for message in captured_logs.messages() if "Starting factory" in message]
     finally:
         for client in clients:
             client.transport.abortConnection()
