@@ -68,7 +68,10 @@ def add_common(parser: argparse.ArgumentParser, tool: Tool) -> None:
         parser.add_argument("-M", "--monitor", action="store_true", help="print the queue's stats once a second (memcache only)")
     else:
         parser.set_defaults(monitor=False)
-    parser.add_argument("-F", "--no-flush", action="store_true", help="don't flush the queue(s) first")
+    parser.add_argument(
+        "--flush", action="store_true",
+        help="flush the queue(s) first, destroying their items (the read-back checks need it)",
+    )
     parser.add_argument(
         "--stall", type=seconds, default=10.0, help="give up after this many seconds without progress (default: 10)"
     )

@@ -33,7 +33,8 @@ from kestrel.load.process import RawClient
 
 
 def load(tool: str, port: int, *arguments: str) -> dict:
-    command = ["taskset", "-c", LOAD_CORE, sys.executable, "-m", "kestrel.load.cli", tool, "-p", str(port), "--json", *arguments]
+    # --flush: the servers are fresh, and the tools' read-back checks need to know it.
+    command = ["taskset", "-c", LOAD_CORE, sys.executable, "-m", "kestrel.load.cli", tool, "-p", str(port), "--json", "--flush", *arguments]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=900)
     if finished.returncode not in (0, 1) or not finished.stdout.strip():
         raise RuntimeError(f"{' '.join(command)} failed:\n{finished.stderr}")

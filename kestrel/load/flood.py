@@ -73,7 +73,7 @@ def flood_clients(worker: Worker, items: NumberedItems):
 
 def run(options, server, out, probe=None) -> Result:
     items = NumberedItems(options.kilobytes * 1024)
-    if not options.no_flush:
+    if options.flush:
         asyncio.run(flush_queues(options.protocol, options.host, options.port, server, [options.queue]))
     phases, counts, errors = [], {}, []
     if options.prefill:

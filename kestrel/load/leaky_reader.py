@@ -74,7 +74,7 @@ def clients(worker: Worker, items: NumberedItems):
 
 def run(options, server, out) -> Result:
     items = NumberedItems(0)
-    if not options.no_flush:
+    if options.flush:
         asyncio.run(flush_queues(options.protocol, options.host, options.port, server, [options.queue]))
     # Dropped items come back only after the auto-abort: that wait is not a stall.
     stall = max(options.stall, 2 * options.auto_abort / 1000 + 1)

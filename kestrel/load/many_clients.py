@@ -74,7 +74,7 @@ def clients(worker: Worker, items: NumberedItems):
 
 def run(options, server, out, probe=None) -> Result:
     items = NumberedItems(ITEM_BYTES)
-    if not options.no_flush:
+    if options.flush:
         asyncio.run(flush_queues(options.protocol, options.host, options.port, server, [options.queue]))
     # Puts are spaced -s apart: the run is stalled only when nothing moves for longer than that.
     stall = max(options.stall, 3 * options.sleep / 1000)

@@ -54,7 +54,7 @@ def clients(worker: Worker, items: NumberedItems, writes: range, reads: int):
 def run(options, server, out, probe=None) -> Result:
     items = NumberedItems(options.kilobytes * 1024)
     n = options.items
-    if not options.no_flush:
+    if options.flush:
         asyncio.run(flush_queues(options.protocol, options.host, options.port, server, [options.queue]))
 
     def cycle(writes: range, reads: int):

@@ -76,7 +76,7 @@ async def get_client(worker: Worker, queue: str, count: int, payload: bytes) -> 
 
 
 def run(options, server, out) -> Result:
-    if not options.no_flush:
+    if options.flush:
         asyncio.run(flush_queues(options.protocol, options.host, options.port, server, queue_names(options)))
     phase = partial(run_phase, options=options, server=server, procs=options.procs, stall=options.stall, out=out)
     put = phase(partial(clients, client=put_client), fields=["stored"])
@@ -91,8 +91,8 @@ def run(options, server, out) -> Result:
         errors += get.errors
         if not server.has_queues:
             checks.append(Check.skipped("read back", f"{server.kind} has no queues: a get leaves the item in place"))
-        elif options.no_flush:
-            checks.append(Check.skipped("read back", "the queues were not flushed first (-F)"))
+        elif not options.flush:
+            checks.append(Check.skipped("read back", "the queues were not flushed first (--flush)"))
         else:
             checks.append(count_check("read back", "stored items read back", read, stored))
             checks.append(count_check("intact", "items read back intact", read - get.part.counts["corrupt"], read))

@@ -140,11 +140,11 @@ def test_a_failed_check_or_an_error_fails_the_result():
 def test_options_follow_kestrel_letters_and_defaults():
     options = parse("put-many")
     assert (options.clients, options.items, options.bytes, options.roll_up) == (100, 10000, 1024, 1)
-    assert (options.queue, options.queues, options.get, options.no_flush) == ("spam", 1, False, False)
+    assert (options.queue, options.queues, options.get, options.flush) == ("spam", 1, False, False)
     assert (options.host, options.port, options.protocol, options.procs) == ("127.0.0.1", 22133, "memcache", 1)
-    options = parse("flood", "-h", "localhost", "-P", "5", "-R", "2", "-C", "3", "-r", "4", "-B", "-F", "-M")
+    options = parse("flood", "-h", "localhost", "-P", "5", "-R", "2", "-C", "3", "-r", "4", "-B", "--flush", "-M")
     assert (options.host, options.prefill, options.producers, options.consumers) == ("localhost", 5, 2, 3)
-    assert (options.roll_up, options.blocking, options.no_flush, options.monitor) == (4, True, True, True)
+    assert (options.roll_up, options.blocking, options.flush, options.monitor) == (4, True, True, True)
     options = parse("many-clients", "-k", "10")
     assert (options.sleep, options.items, options.consumers, options.kill) == (100, 100, 100, 10.0)
     options = parse("packing")
@@ -180,3 +180,17 @@ def test_bad_options_are_refused(argv, capsys):
 def test_an_unreachable_server_exits_2(capsys):
     assert cli.main(["put-many", "-p", "1", "-n", "1"]) == 2
     assert "cannot reach memcache server at 127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_kestrel_load_without_its_extra_says_what_to_install(monkeypatch, capsys):
+    import sys as system
+
+    from kestrel.load import command
+
+    # A fresh import of the tools, as in a process that has not imported them yet.
+    for name in [name for name in system.modules if name.startswith("kestrel.load")]:
+        monkeypatch.delitem(system.modules, name)
+    for name in ["hdrh", *(name for name in system.modules if name.startswith("hdrh."))]:
+        monkeypatch.setitem(system.modules, name, None)  # as if hdrhistogram were not installed
+    assert command.main(["put-many"]) == 2
+    assert capsys.readouterr().err == "kestrel-load: hdrh is not installed; the load tools need pip install 'txkestrel[load]'\n"

@@ -35,9 +35,11 @@ def server(tmp_path_factory):
     process.kill()
 
 
-def load(*argv: str) -> tuple[int, dict]:
+def load(*argv: str, flush: bool = True) -> tuple[int, dict]:
+    """Run a tool; it flushes its queues first unless told otherwise (the tests share one server)."""
     run = subprocess.run(
-        [sys.executable, "-m", "kestrel.load.cli", *argv, "--json"], capture_output=True, text=True, timeout=TIMEOUT
+        [sys.executable, "-m", "kestrel.load.cli", *argv, "--json", *(["--flush"] if flush else [])],
+        capture_output=True, text=True, timeout=TIMEOUT,
     )
     return run.returncode, json.loads(run.stdout)
 
@@ -52,6 +54,15 @@ def test_put_many_with_get_phase(server):
     assert (result["counts"]["stored"], result["counts"]["read"]) == (600, 600)
     assert result["phases"]["put"]["latency_us"]["put"]["count"] == 150
     assert [check["status"] for check in result["checks"]] == ["ok", "ok", "ok"]
+
+
+def test_a_tool_leaves_the_items_already_queued_unless_told_to_flush(server):
+    """Issue 12: flushing the target queue was the default, against a shared server too."""
+    server.client().set("kept", b"someone's job")
+    code, result = load("put-many", "-p", str(server.memcache_port), "-q", "kept", "-n", "10", "-c", "1", flush=False)
+    assert code == 0, result
+    assert server.client().get("kept") == b"someone's job"
+    assert [check["status"] for check in result["checks"]] == ["ok"]
 
 
 def test_flood_with_prefill_roll_up_and_two_processes(server):
