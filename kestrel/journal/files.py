@@ -98,22 +98,42 @@ def settle_files(directory: str, queue: str, filenames: Iterable[str]) -> list[s
     file ``q.<t>`` with t <= T.  The result is the rotated files by ascending timestamp, then
     ``q`` (always, even when it does not exist yet).
     """
-    rotated: dict[int, str] = {}
-    packs: dict[int, str] = {}
+    filenames = list(filenames)
     temp_prefix = f"{queue}{TEMP_MARKER}"
     for filename in filenames:
         if filename.startswith(temp_prefix):
             os.remove(os.path.join(directory, filename))
-        elif (timestamp := rotated_timestamp(queue, filename)) is not None:
-            rotated[timestamp] = filename
-        elif (timestamp := _pack_timestamp(queue, filename)) is not None:
-            packs[timestamp] = filename
-
+    rotated, packs = _rotated_and_packs(queue, filenames)
     for pack_timestamp in sorted(packs):
         replaced = [rotated.pop(t) for t in sorted(rotated) if t <= pack_timestamp]
         rotated[pack_timestamp] = install_pack(directory, queue, pack_timestamp, replaced)
-
     return [rotated[timestamp] for timestamp in sorted(rotated)] + [queue]
+
+
+def replay_order(queue: str, filenames: Iterable[str]) -> list[str]:
+    """
+    The files among `filenames` that a replay of `queue` reads, in order, under the names
+    they have now: a pack not yet installed in place of the rotated files it replaces. Like
+    `settle_files`, but it changes nothing: for reading a spool that a server may be using.
+    """
+    rotated, packs = _rotated_and_packs(queue, filenames)
+    for pack_timestamp in sorted(packs):
+        for timestamp in [t for t in rotated if t <= pack_timestamp]:
+            del rotated[timestamp]
+        rotated[pack_timestamp] = packs[pack_timestamp]
+    return [rotated[timestamp] for timestamp in sorted(rotated)] + [queue]
+
+
+def _rotated_and_packs(queue: str, filenames: Iterable[str]) -> tuple[dict[int, str], dict[int, str]]:
+    """The queue's rotated files and packs among `filenames`, by timestamp."""
+    rotated: dict[int, str] = {}
+    packs: dict[int, str] = {}
+    for filename in filenames:
+        if (timestamp := rotated_timestamp(queue, filename)) is not None:
+            rotated[timestamp] = filename
+        elif (timestamp := _pack_timestamp(queue, filename)) is not None:
+            packs[timestamp] = filename
+    return rotated, packs
 
 
 def install_pack(directory: str, queue: str, pack_timestamp: int, replaced: Iterable[str]) -> str:

@@ -1,5 +1,5 @@
 """
-kestrel-load: load tools for any server that speaks Kestrel's protocols (memcached too, for
+`kestrel load`: load tools for any server that speaks Kestrel's protocols (memcached too, for
 put-many and flood). Exit code 0 when every check holds, 1 when a run lost, duplicated or
 misordered items or failed, 2 when it could not start.
 """
@@ -21,7 +21,7 @@ PROBE_SECONDS = 5.0
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="kestrel-load", description=__doc__.strip())
+    top = argparse.ArgumentParser(prog="kestrel load", description=__doc__.strip())
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, tool in TOOLS.items():
         description = tool.__doc__.strip()

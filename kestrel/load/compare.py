@@ -6,7 +6,7 @@ alternately (a fresh txkestrel, with an empty spool, for every run), so both see
 machine. Prints one JSON document with every run's figures, which `kestrel.load.plot`
 turns into a chart.
 
-With memcached, both servers take the same kestrel-load runs:
+With memcached, both servers take the same `kestrel load` runs:
 
     python -m kestrel.load.compare --clients 1 10 100 --items 50000 > doc/benchmarks.json
 

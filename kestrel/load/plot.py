@@ -25,7 +25,7 @@ def plot_beside_memcached(plt, report: dict):
     axes.set_xscale("log")
     axes.set_xlabel("concurrent clients")
     axes.set_ylabel("sets per second (1 KB items)")
-    axes.set_title("kestrel-load put-many: server on one core, load tool on the other")
+    axes.set_title("kestrel load put-many: server on one core, load tool on the other")
     axes.set_ylim(bottom=0)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()

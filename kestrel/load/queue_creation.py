@@ -76,7 +76,7 @@ def run(queues: int, block: int, item_size: int, directory: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kestrel-load queue-creation", description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="kestrel load queue-creation", description=__doc__.strip().splitlines()[0])
     parser.add_argument("-Q", "--queues", type=int, default=5000)
     parser.add_argument("--block", type=int, default=500, help="new queues per pipelined write")
     parser.add_argument("-b", "--bytes", type=int, default=64, help="bytes per item")

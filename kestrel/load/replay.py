@@ -77,7 +77,7 @@ def run(items: int, item_size: int, max_memory_size: str, directory: Path, sampl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kestrel-load replay", description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="kestrel load replay", description=__doc__.strip().splitlines()[0])
     parser.add_argument("-n", "--items", type=int, default=1_000_000)
     parser.add_argument("-b", "--bytes", type=int, default=64, help="bytes per item")
     parser.add_argument("-m", "--max-memory-size", default="128MB")

@@ -1,9 +1,11 @@
-"""kestrel-admin: which request each command makes (the real service is in the acceptance tests)."""
+"""The `kestrel` command: which request each admin command makes, where it finds the admin
+port and a queue's files (the real service is in the acceptance tests)."""
 
 import socket
 
 import pytest
 
+from kestrel import command
 from kestrel.tools import admin
 
 
@@ -25,7 +27,7 @@ class RecordingClient:
     [
         (["ping"], ("GET", "/ping", {})),
         (["stats"], ("GET", "/stats.txt", {})),
-        (["stats", "--json", "--queue", "a", "--queue", "b"], ("GET", "/stats.json", {"queue": ["a", "b"]})),
+        (["stats", "--json", "a", "b"], ("GET", "/stats.json", {"queue": ["a", "b"]})),
         (["server-info"], ("GET", "/server_info", {})),
         (["metrics"], ("GET", "/metrics", {})),
         (["status"], ("GET", "/status", {})),
@@ -37,13 +39,46 @@ class RecordingClient:
 )
 def test_each_command_makes_one_request(argv, request_made):
     client = RecordingClient()
-    assert admin.run(client, admin.parser().parse_args(argv)) == "ok"
+    assert admin.run(client, command.parser().parse_args(argv)) == "ok"
     assert client.requests == [request_made]
 
 
-def test_host_and_port_name_the_service():
-    options = admin.parser().parse_args(["--host", "10.0.0.7", "--port", "9999", "ping"])
-    assert admin.AdminClient(options.host, options.port).base == "http://10.0.0.7:9999"
+def test_the_admin_port_comes_from_the_config_or_the_command_line(tmp_path, monkeypatch):
+    config = tmp_path / "etc" / "kestrel.conf"
+    config.parent.mkdir()
+    config.write_text('[server]\nqueue_path = "spool"\nadmin_listen = "tcp:2999:interface=10.0.0.7"\n')
+    monkeypatch.delenv("KESTREL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert command.admin_address(command.parser().parse_args(["ping"])) == ("10.0.0.7", 2999)
+    monkeypatch.chdir(tmp_path / "etc")
+    monkeypatch.setenv("KESTREL_CONFIG", str(config))
+    assert command.admin_address(command.parser().parse_args(["ping"])) == ("10.0.0.7", 2999)
+    assert command.admin_address(command.parser().parse_args(["--admin", "h:1", "ping"])) == ("h", 1)
+
+
+@pytest.mark.parametrize(
+    "endpoint, address",
+    [
+        ("tcp:2223", ("127.0.0.1", 2223)),
+        ("tcp:2223:interface=0.0.0.0", ("127.0.0.1", 2223)),
+        ("tcp:port=2223", None),
+        (r"tcp6:2223:interface=\:\:1", ("::1", 2223)),
+        ("unix:/run/kestrel-admin.sock", None),
+    ],
+)
+def test_a_tcp_admin_endpoint_gives_the_address_to_reach(endpoint, address):
+    if address is None:
+        with pytest.raises(command.CommandError):
+            command.tcp_address(endpoint)
+    else:
+        assert command.tcp_address(endpoint) == address
+
+
+def test_without_a_config_the_error_says_how_to_give_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("KESTREL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert command.main(["stats"]) == 2
+    assert capsys.readouterr().err == "kestrel: etc/kestrel.conf: no such file (give -c CONFIG or set KESTREL_CONFIG)\n"
 
 
 @pytest.fixture
@@ -54,5 +89,20 @@ def unused_port() -> int:
 
 
 def test_an_unreachable_server_exits_2(capsys, unused_port):
-    assert admin.main(["--port", str(unused_port), "ping"]) == 2
-    assert "cannot reach" in capsys.readouterr().err
+    assert command.main(["--admin", f"127.0.0.1:{unused_port}", "ping"]) == 2
+    assert "cannot reach the admin port" in capsys.readouterr().err
+
+
+def test_dump_reads_a_queues_files_in_replay_order_and_changes_nothing(tmp_path, monkeypatch, capsys):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    for name in ("jobs.200", "jobs.100", "jobs", "jobs~~300", "other"):
+        (spool / name).write_bytes(b"")
+    config = tmp_path / "kestrel.conf"
+    config.write_text(f'[server]\nqueue_path = "{spool}"\n')
+    assert command.main(["-c", str(config), "dump", "jobs"]) == 0
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.endswith(":")] == [f"{spool}/{name}:" for name in ("jobs.100", "jobs.200", "jobs")]
+    assert sorted(path.name for path in spool.iterdir()) == ["jobs", "jobs.100", "jobs.200", "jobs~~300", "other"]
+    assert command.main(["-c", str(config), "dump", "nothing"]) == 2
+    assert "no journal of a queue 'nothing'" in capsys.readouterr().err

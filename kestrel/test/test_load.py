@@ -185,12 +185,12 @@ def test_an_unreachable_server_exits_2(capsys):
 def test_kestrel_load_without_its_extra_says_what_to_install(monkeypatch, capsys):
     import sys as system
 
-    from kestrel.load import command
+    from kestrel import command
 
     # A fresh import of the tools, as in a process that has not imported them yet.
     for name in [name for name in system.modules if name.startswith("kestrel.load")]:
         monkeypatch.delitem(system.modules, name)
     for name in ["hdrh", *(name for name in system.modules if name.startswith("hdrh."))]:
         monkeypatch.setitem(system.modules, name, None)  # as if hdrhistogram were not installed
-    assert command.main(["put-many"]) == 2
-    assert capsys.readouterr().err == "kestrel-load: hdrh is not installed; the load tools need pip install 'txkestrel[load]'\n"
+    assert command.main(["load", "put-many"]) == 2
+    assert capsys.readouterr().err == "kestrel: load: hdrh is not installed; the load tools need pip install 'txkestrel[load]'\n"

@@ -1,22 +1,15 @@
 """
-kestrel-admin: talk to a running server's admin HTTP service.
-
-    kestrel-admin [--host HOST] [--port PORT] COMMAND
-
-Commands: ping, stats [--queue NAME]... [--json], server-info, metrics, status [NAME],
-reload, quiesce, shutdown. It exits 0 on success, 1 when the server refuses the request
-(its JSON error is printed), and 2 when the server cannot be reached.
+A client of a running server's admin HTTP service, and the request each admin command of
+`kestrel` (kestrel/command.py) makes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import TextIO
 
 DEFAULT_PORT = 2223
 TIMEOUT = 10.0
@@ -59,47 +52,9 @@ def run(client: AdminClient, options: argparse.Namespace) -> str:
     return client.get({"ping": "/ping", "server-info": "/server_info", "metrics": "/metrics"}[command])
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kestrel-admin", description="Talk to a txkestrel admin HTTP service.")
-    parser.add_argument("--host", default="127.0.0.1", help="admin service host (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"admin service port (default {DEFAULT_PORT})")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("ping", help="check that the server answers")
-    stats = commands.add_parser("stats", help="global and per-queue stats")
-    stats.add_argument("--queue", action="append", metavar="NAME", help="only this queue's stats (repeatable)")
-    stats.add_argument("--json", action="store_true", help="JSON instead of `name value` lines")
-    commands.add_parser("server-info", help="version, uptime, listeners, config path")
-    commands.add_parser("metrics", help="the Prometheus metrics")
-    status = commands.add_parser("status", help="show the server status, or set it")
-    status.add_argument("name", nargs="?", help="up, readonly, quiescent or writeavoid")
-    commands.add_parser("reload", help="re-read the config file (queue settings and aliases)")
-    commands.add_parser("quiesce", help="refuse reads and writes (status quiescent)")
-    commands.add_parser("shutdown", help="shut the server down cleanly")
-    return parser
-
-
-def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
-    out = sys.stdout if out is None else out
-    options = parser().parse_args(argv)
-    try:
-        body = run(AdminClient(options.host, options.port), options)
-    except urllib.error.HTTPError as error:
-        print(f"kestrel-admin: {error.code}: {_error_message(error)}", file=sys.stderr)
-        return 1
-    except (urllib.error.URLError, OSError) as error:
-        print(f"kestrel-admin: cannot reach {options.host}:{options.port}: {getattr(error, 'reason', error)}", file=sys.stderr)
-        return 2
-    out.write(body if body.endswith("\n") else body + "\n")
-    return 0
-
-
-def _error_message(error: urllib.error.HTTPError) -> str:
+def error_message(error: urllib.error.HTTPError) -> str:
     body = error.read().decode("utf-8", "replace")
     try:
         return json.loads(body)["error"]
     except (ValueError, KeyError, TypeError):
         return body.strip() or error.reason
-
-
-if __name__ == "__main__":
-    sys.exit(main())

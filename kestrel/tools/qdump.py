@@ -1,7 +1,5 @@
 """
-kestrel-qdump: print journal files record by record, in the spirit of Kestrel's `qdump`.
-
-    kestrel-qdump [-d] [-q] [--no-offsets] FILE...
+Journal files record by record, in the spirit of Kestrel's `qdump` (`kestrel dump`).
 
 Each record is one line, after its byte offset in hex: `ADD <len> [xid=<x>] [exp=<in>|expired]`,
 `REM`, `RSV <xid>`, `XID <x>`, `CAN <xid>`, `ACK <xid>`, `CON <len> xid=<xid>`. Files given
@@ -13,7 +11,6 @@ The files are only read: a damaged tail is reported, not truncated as the server
 
 from __future__ import annotations
 
-import argparse
 import mmap
 import sys
 import time
@@ -117,26 +114,20 @@ class JournalDumper:
         self.out.write(f"Open transactions: {len(self.open)}{xids}.\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kestrel-qdump", description=__doc__.split("\n\n")[0].strip())
-    parser.add_argument("files", nargs="+", metavar="FILE", help="journal files, oldest first")
-    parser.add_argument("-d", "--data", action="store_true", help="print each item's data under its record")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
-    parser.add_argument("--no-offsets", dest="offsets", action="store_false", help="leave out the byte offsets")
-    options = parser.parse_args(argv)
-    dumper = JournalDumper(sys.stdout, data=options.data, offsets=options.offsets, quiet=options.quiet)
+def dump_files(paths: list[str], out: TextIO, data: bool = False, offsets: bool = True, quiet: bool = False) -> int:
+    """
+    Dump `paths` as one history, then the summary. Returns 0, 1 if a file ends in a damaged
+    record, 2 if one cannot be read (said on stderr).
+    """
+    dumper = JournalDumper(out, data=data, offsets=offsets, quiet=quiet)
     intact = True
-    for path in options.files:
-        if len(options.files) > 1 and not options.quiet:
-            print(f"{path}:")
+    for path in paths:
+        if len(paths) > 1 and not quiet:
+            out.write(f"{path}:\n")
         try:
             intact = dumper.dump_file(path) and intact
         except OSError as error:
-            print(f"kestrel-qdump: {path}: {error.strerror}", file=sys.stderr)
+            print(f"kestrel: {path}: {error.strerror}", file=sys.stderr)
             return 2
     dumper.summary()
     return 0 if intact else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

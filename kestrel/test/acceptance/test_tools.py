@@ -1,16 +1,18 @@
-"""The operator commands against a real server: kestrel-qdump on its journal, kestrel-admin on its admin port."""
+"""The `kestrel` command against a real server: `dump` on its journal, the admin commands on its admin port."""
 
 import json
+import os
 import subprocess
 import sys
 
-from kestrel.load.process import wait_until
+from kestrel.load.process import free_port, wait_until
 
 
-def tool(module: str, *args: str) -> subprocess.CompletedProcess:
-    """Run a console script the way its entry point does, without needing it installed."""
+def kestrel_command(*args: str, config=None) -> subprocess.CompletedProcess:
+    """Run `kestrel` the way its entry point does, without needing it installed; the config from $KESTREL_CONFIG."""
+    env = os.environ | ({"KESTREL_CONFIG": str(config)} if config else {})
     return subprocess.run(
-        [sys.executable, "-m", f"kestrel.tools.{module}", *args], check=False, capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "kestrel.command", *args], check=False, capture_output=True, text=True, timeout=30, env=env
     )
 
 
@@ -31,7 +33,7 @@ def test_qdump_lists_exactly_the_operations_done(kestrel, tmp_path):
     assert wait_until(lambda: open_transactions() == 0)
     kestrel.stop()
 
-    dump = tool("qdump", str(tmp_path / "spool" / "jobs"))
+    dump = kestrel_command("dump", "jobs", config=kestrel.config)
     assert dump.returncode == 0, dump.stderr
     lines = dump.stdout.splitlines()
     assert lines[5].startswith("00000040  ADD 1      exp=3")
@@ -49,25 +51,30 @@ def test_qdump_lists_exactly_the_operations_done(kestrel, tmp_path):
     ]
 
 
-def test_kestrel_admin_commands(kestrel):
-    port = ["--port", str(kestrel.admin_port)]
+def test_admin_commands_find_the_admin_port_in_the_config(make_server):
+    # A port of its own in the config (the harness's tcp:0 is known only once bound).
+    kestrel = make_server(server=f'admin_listen = "tcp:{free_port()}:interface=127.0.0.1"')
+
+    def tool(*args: str) -> subprocess.CompletedProcess:
+        return kestrel_command(*args, config=kestrel.config)
+
     kestrel.client().set("jobs", b"hello")
-    assert tool("admin", *port, "ping").stdout == "pong\n"
-    stats = tool("admin", *port, "stats", "--queue", "jobs")
+    assert tool("ping").stdout == "pong\n"
+    stats = tool("stats", "jobs")
     assert "queue_jobs_items 1" in stats.stdout.splitlines()
-    assert json.loads(tool("admin", *port, "stats", "--json").stdout)["server"]["curr_items"] == 1
-    assert json.loads(tool("admin", *port, "server-info").stdout)["listeners"]["admin"].endswith(f":{kestrel.admin_port}")
-    assert "kestrel_queue_items{queue=\"jobs\"} 1.0" in tool("admin", *port, "metrics").stdout
-    assert json.loads(tool("admin", *port, "status", "readonly").stdout) == {"status": "ReadOnly"}
-    assert json.loads(tool("admin", *port, "status").stdout)["status"] == "ReadOnly"
-    assert json.loads(tool("admin", *port, "reload").stdout)["response"] == "reloaded"
+    assert json.loads(tool("stats", "--json").stdout)["server"]["curr_items"] == 1
+    assert json.loads(tool("server-info").stdout)["listeners"]["admin"].endswith(f":{kestrel.admin_port}")
+    assert "kestrel_queue_items{queue=\"jobs\"} 1.0" in tool("metrics").stdout
+    assert json.loads(tool("status", "readonly").stdout) == {"status": "ReadOnly"}
+    assert json.loads(tool("status").stdout)["status"] == "ReadOnly"
+    assert json.loads(tool("reload").stdout)["response"] == "reloaded"
 
-    refused = tool("admin", *port, "status", "sideways")
+    refused = tool("status", "sideways")
     assert refused.returncode == 1
-    assert refused.stderr == "kestrel-admin: 400: unknown status: sideways\n"
+    assert refused.stderr == "kestrel: 400: unknown status: sideways\n"
 
-    assert tool("admin", *port, "shutdown").returncode == 0
+    assert tool("shutdown").returncode == 0
     assert kestrel.process.wait(10) == 0
-    unreachable = tool("admin", *port, "ping")
+    unreachable = tool("ping")
     assert unreachable.returncode == 2
-    assert "cannot reach" in unreachable.stderr
+    assert "cannot reach the admin port" in unreachable.stderr
