@@ -7,6 +7,7 @@ its admin port and its spool.
     kestrel stats [QUEUE ...] [--json]     global and per-queue stats
     kestrel status [up|readonly|quiescent|writeavoid]
     kestrel reload | shutdown | quiesce | ping | server-info | metrics
+    kestrel top [--interval 1]             a live view of the queues, the ones backing up first
     kestrel dump QUEUE|FILE ... [-d] [-q]  a queue's journal files from the spool, record by record
     kestrel load TOOL ...                  the load tools (pip install 'txkestrel[load]')
 
@@ -57,6 +58,8 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("ping", help="check that the server answers")
     commands.add_parser("server-info", help="version, uptime, listeners, config path")
     commands.add_parser("metrics", help="the Prometheus metrics")
+    live = commands.add_parser("top", help="a live view of the queues, the ones backing up first (Ctrl-C ends it)")
+    live.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (default 1)")
     dump = commands.add_parser(
         "dump", help="print a queue's journal files record by record",
         description="kestrel dump jobs    (every file of queue jobs in the spool, in replay order)\n"
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     try:
         if options.command == "load":
             return load(options.arguments)
+        if options.command == "top":
+            return top(options)
         if options.command == "dump":
             return dump_files(journal_paths(options), out, data=options.data, offsets=options.offsets, quiet=options.quiet)
         return admin(options, out)
@@ -97,6 +102,23 @@ def load(arguments: list[str]) -> int:
     return cli.main(arguments)
 
 
+def top(options: argparse.Namespace) -> int:
+    from kestrel.tools import top as live_view
+
+    host, port = admin_address(options)
+    try:
+        live_view.run(AdminClient(host, port), options.interval)
+    except KeyboardInterrupt:
+        return 0
+    except (urllib.error.URLError, OSError) as error:
+        raise unreachable(host, port, error) from None
+    return 0
+
+
+def unreachable(host: str, port: int, error: Exception) -> CommandError:
+    return CommandError(f"cannot reach the admin port {host}:{port}: {getattr(error, 'reason', error)}")
+
+
 def admin(options: argparse.Namespace, out: TextIO) -> int:
     host, port = admin_address(options)
     try:
@@ -105,7 +127,7 @@ def admin(options: argparse.Namespace, out: TextIO) -> int:
         print(f"kestrel: {error.code}: {error_message(error)}", file=sys.stderr)
         return 1
     except (urllib.error.URLError, OSError) as error:
-        raise CommandError(f"cannot reach the admin port {host}:{port}: {getattr(error, 'reason', error)}") from None
+        raise unreachable(host, port, error) from None
     out.write(body if body.endswith("\n") else body + "\n")
     return 0
 

@@ -156,6 +156,10 @@ class PersistentQueue:
             return 0
         return max(0, self._now_ms() - self._last_removed_add_time)
 
+    def head_age_ms(self) -> int:
+        """Milliseconds since the add time of the item at the head (the oldest waiting); 0 when none is."""
+        return max(0, self._now_ms() - self._memory[0].add_time) if self._memory else 0
+
     def stats(self) -> list[tuple[str, int]]:
         """Kestrel's per-queue stats, in its order."""
         return [
@@ -179,6 +183,7 @@ class PersistentQueue:
             ("journal_failing", int(self.journal.failure is not None)),
             ("read_behind_errors", self.read_behind_errors),
             ("lost_items", self.lost_items),
+            ("head_age", self.head_age_ms()),
         ]
 
     # Start-up

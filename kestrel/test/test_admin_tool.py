@@ -106,3 +106,8 @@ def test_dump_reads_a_queues_files_in_replay_order_and_changes_nothing(tmp_path,
     assert sorted(path.name for path in spool.iterdir()) == ["jobs", "jobs.100", "jobs.200", "jobs~~300", "other"]
     assert command.main(["-c", str(config), "dump", "nothing"]) == 2
     assert "no journal of a queue 'nothing'" in capsys.readouterr().err
+
+
+def test_top_with_an_unreachable_server_exits_2(capsys, unused_port):
+    assert command.main(["--admin", f"127.0.0.1:{unused_port}", "top"]) == 2
+    assert "cannot reach the admin port" in capsys.readouterr().err

@@ -806,7 +806,7 @@ QUEUE_STATS = [
     "discarded", "waiters", "open_transactions", "transactions", "canceled_transactions",
     "total_flushes", "journal_rewrites", "journal_rotations",
     # txkestrel's own, after Kestrel's
-    "journal_failing", "read_behind_errors", "lost_items",
+    "journal_failing", "read_behind_errors", "lost_items", "head_age",
 ]
 
 

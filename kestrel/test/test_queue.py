@@ -687,6 +687,20 @@ def test_age_of_an_empty_queue_is_zero(harness):
     assert stat(queue, "age") == 0
 
 
+def test_head_age_is_the_age_of_the_oldest_item_waiting(harness):
+    queue = harness.queue()
+    assert stat(queue, "head_age") == 0
+    queue.add(b"a")
+    harness.clock.advance(0.010)
+    queue.add(b"b")
+    harness.clock.advance(0.005)
+    assert stat(queue, "head_age") == 15
+    queue.remove()
+    assert stat(queue, "head_age") == 5
+    queue.remove()
+    assert stat(queue, "head_age") == 0
+
+
 def test_age_grows_with_the_clock_after_a_remove(harness):
     queue = harness.queue()
     queue.add(b"a")
