@@ -26,7 +26,8 @@ drain the writer, start a new collection and writer on the folder) and a crash-l
 (the batch on the thread and every operation not yet handed to it are dropped, the old
 descriptors are closed, a new collection and writer start on what the thread had written),
 a crash in the middle of a record's write (a torn tail: the restart must cut it, keep a
-`.damaged` copy of the file as it was and log it), clients on the wire (memcache sets
+`.damaged` copy of the file as it was and log it; the spool folder may be listed only while a
+process starts), clients on the wire (memcache sets
 pipelined, a text put of many lines) whose replies are read only once the server stops
 reading them and whose adds must wait for a writer that is behind, and the fsync thread, which lags behind
 the writer thread, running the periodic fsyncs it was given (a second one queued for a
@@ -598,6 +599,39 @@ def _describe(items) -> str:
     return repr(items)
 
 
+class SpoolListings:
+    """
+    Issue 10, defect 8: the spool folder is listed once, when a collection loads; creating a
+    queue lists nothing. For a machine's life, a listing of its folder (os.scandir, os.listdir)
+    fails the step unless the machine allows it: while a process starts, and for its own looks.
+    """
+
+    def __init__(self, directory: str):
+        self.directory = os.path.realpath(directory)
+        self.allowed = 0
+        self._scandir, self._listdir = os.scandir, os.listdir
+        os.scandir, os.listdir = self._guard(self._scandir), self._guard(self._listdir)
+
+    def _guard(self, function):
+        def guarded(path=".", *args, **kwargs):
+            if not self.allowed and isinstance(path, (str, os.PathLike)) and os.path.realpath(path) == self.directory:
+                raise EngineFailure(f"the spool folder was listed outside start-up:\n{''.join(traceback.format_stack(limit=8))}")
+            return function(path, *args, **kwargs)
+
+        return guarded
+
+    @contextmanager
+    def allow(self):
+        self.allowed += 1
+        try:
+            yield
+        finally:
+            self.allowed -= 1
+
+    def remove(self) -> None:
+        os.scandir, os.listdir = self._scandir, self._listdir
+
+
 # The machine
 
 PAYLOAD_SIZES = st.integers(0, 400)
@@ -612,6 +646,7 @@ class ModelMachine(RuleBasedStateMachine):
         super().__init__()
         self.started = False
         self.directory = tempfile.mkdtemp(prefix="kestrel-model-", dir=scratch_root())
+        self.listings = SpoolListings(self.directory)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kestrel-model-writer")
         self.events: list[dict] = []
         self.checked_events = 0
@@ -672,6 +707,11 @@ class ModelMachine(RuleBasedStateMachine):
         return True
 
     def _boot(self, image: dict[str, list[MItem]], seconds: float) -> None:
+        """A process starts: the one time the engine may list the spool folder."""
+        with self.listings.allow():
+            self._start_process(image, seconds)
+
+    def _start_process(self, image: dict[str, list[MItem]], seconds: float) -> None:
         """
         Start a collection and writer on the folder, as a restarted process does. `image` is
         what the files replay to; a queue that keeps no journal under the current config must
@@ -749,6 +789,7 @@ class ModelMachine(RuleBasedStateMachine):
                 pass
 
     def teardown(self) -> None:
+        self.listings.remove()
         globalLogPublisher.removeObserver(self._observe)
         if self.started:
             self.runner.dead = True
@@ -1090,9 +1131,11 @@ class ModelMachine(RuleBasedStateMachine):
             journal.write(torn)
         with open(path, "rb") as journal:
             as_it_was = journal.read()
-        before = set(os.listdir(self.directory))
+        with self.listings.allow():
+            before = set(os.listdir(self.directory))
         self._boot(image, self.clock.seconds())
-        copies = [filename for filename in set(os.listdir(self.directory)) - before if "damaged" in filename]
+        with self.listings.allow():
+            copies = [filename for filename in set(os.listdir(self.directory)) - before if "damaged" in filename]
         if len(copies) != 1 or not copies[0].startswith(f"{name}."):
             raise EngineFailure(f"a torn {name} left damaged copies {copies}, expected one of {name}")
         with open(os.path.join(self.directory, copies[0]), "rb") as copy:
