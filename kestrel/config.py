@@ -211,6 +211,8 @@ def _endpoint(value: object) -> str:
     description = _string(value)
     if not description:
         return description
+    if description.startswith("systemd:"):
+        return _systemd_endpoint(description)
     from twisted.internet.endpoints import serverFromString  # slow to import: only when needed
 
     try:
@@ -224,6 +226,18 @@ def _endpoint(value: object) -> str:
     port = getattr(endpoint, "_port", None)
     if isinstance(port, int) and not 0 <= port <= 65535:
         raise ValueError(f"expected a TCP port from 0 to 65535, got {description!r}")
+    return description
+
+
+def _systemd_endpoint(description: str) -> str:
+    """
+    A socket passed by systemd (`systemd:domain=INET:index=0`). Twisted's parser takes the
+    socket from the environment as it parses, so it is checked here by its form only; the
+    listener takes it at start.
+    """
+    options = dict(part.partition("=")[::2] for part in description.split(":")[1:])
+    if options.get("domain") not in ("INET", "INET6", "UNIX") or not options.get("index", "").isdigit():
+        raise ValueError(f"expected a systemd socket such as 'systemd:domain=INET:index=0', got {description!r}")
     return description
 
 

@@ -57,7 +57,10 @@ class ListenerService(Service):
         from twisted.internet import reactor as default_reactor
 
         super().privilegedStartService()
-        endpoint = endpoints.serverFromString(self._reactor or default_reactor, self.description)
+        try:
+            endpoint = endpoints.serverFromString(self._reactor or default_reactor, self.description)
+        except IndexError:  # a "systemd:" socket index that systemd did not pass
+            raise ListenFailed(self, self.description, "systemd passed no such socket (start it from its .socket unit)") from None
         listening = self._listening = endpoint.listen(self.factory)
         listening.addCallback(self._listened)
         if not listening.called:

@@ -65,15 +65,16 @@ def write_config(directory: Path, server: str = "", queues: str = "", status_fil
 
 
 class KestrelProcess:
-    def __init__(self, directory: Path, config: Path, env: dict[str, str] | None = None, twistd: list[str] | None = None):
+    def __init__(self, directory: Path, config: Path, env: dict[str, str] | None = None, command: list[str] | None = None):
         """
-        `env` is the server's whole environment (the default: this process's); `twistd` the
-        command that runs twistd (the default: the one beside this Python).
+        `env` is the server's whole environment (the default: this process's); `command` the
+        whole command line that starts it (the default: the twistd beside this Python, on
+        `config`).
         """
         self.directory = directory
         self.config = config
         self.env = env
-        self.twistd = twistd or [TWISTD]
+        self.command = command or [TWISTD, "-n", "--pidfile=", "kestrel", "-c", str(config)]
         self.process: subprocess.Popen | None = None
         self.ports: dict[str, int] = {}
         self.log_lines: list[str] = []
@@ -104,7 +105,7 @@ class KestrelProcess:
         # A new event each time: the log reader of an earlier process may still be finishing.
         started = self._started = threading.Event()
         self.process = subprocess.Popen(
-            [*self.twistd, "-n", "--pidfile=", "kestrel", "-c", str(self.config)],
+            self.command,
             cwd=self.directory,
             env=self.env,
             stdout=subprocess.PIPE,

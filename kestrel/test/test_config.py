@@ -253,6 +253,10 @@ def test_load_config_resolves_paths_against_the_file(tmp_path):
         ("[default]\nkeep_journal = 'no'", "[default] keep_journal: expected true or false, got 'no'"),
         ("text_listen = 2222", "[server] text_listen: expected a string, got 2222"),
         (
+            "memcache_listen = 'systemd:domain=INET'",
+            "[server] memcache_listen: expected a systemd socket such as 'systemd:domain=INET:index=0', got 'systemd:domain=INET'",
+        ),
+        (
             "memcache_flush_all_reply = 'OK'",
             "[server] memcache_flush_all_reply: expected \"kestrel\" (Kestrel's reply) or \"memcached\" (OK), got 'OK'",
         ),
@@ -385,3 +389,8 @@ def test_the_shipped_config_serves_this_machine_only():
     assert {field: endpoint for field, endpoint in listeners.items() if endpoint and "interface=127.0.0.1" not in endpoint} == {}
     defaults = ServerConfig(queue_path="spool")
     assert all("interface=127.0.0.1" in getattr(defaults, field) for field in LISTEN_OPTIONS if getattr(defaults, field))
+
+
+def test_a_systemd_socket_is_checked_by_its_form_since_systemd_passes_it_at_start():
+    config = parse_config({"server": {"queue_path": "spool", "memcache_listen": "systemd:domain=INET6:index=2"}}, None, "/")
+    assert config.memcache_listen == "systemd:domain=INET6:index=2"

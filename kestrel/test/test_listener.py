@@ -58,6 +58,16 @@ def test_a_listener_that_cannot_bind_raises_with_the_address(description, taken,
     assert listener.address is None
 
 
+def test_a_systemd_socket_that_systemd_did_not_pass_stops_the_start(monkeypatch):
+    monkeypatch.delenv("LISTEN_PID", raising=False)
+    listener = ListenerService("memcache", "systemd:domain=INET:index=0", MemcacheFactory(None), MemoryReactorClock())
+    with pytest.raises(ListenFailed) as caught:
+        listener.privilegedStartService()
+    assert str(caught.value) == (
+        "cannot listen on systemd:domain=INET:index=0: systemd passed no such socket (start it from its .socket unit)"
+    )
+
+
 def test_a_listener_that_binds_logs_its_address(captured_logs):
     listener = ListenerService("text", "tcp:2222", MemcacheFactory(None), TakenPortReactor(22133))
     listener.privilegedStartService()

@@ -60,8 +60,9 @@ def test_the_wheel_installs_a_twistd_plugin_that_serves(tmp_path):
 
     server_dir = tmp_path / "server"
     server_dir.mkdir()
+    config = write_config(server_dir)
     twistd = [str(python), "-c", "from twisted.scripts.twistd import run; run()"]
-    server = KestrelProcess(server_dir, write_config(server_dir), twistd=twistd).start()
+    server = KestrelProcess(server_dir, config, command=[*twistd, "-n", "--pidfile=", "kestrel", "-c", str(config)]).start()
     try:
         client = server.client()
         client.set("jobs", b"from the wheel")
