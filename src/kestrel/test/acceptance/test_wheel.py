@@ -1,6 +1,6 @@
 """
 The built wheel carries the twistd plugin (issue 12): a wheel of this source tree, installed
-in a fresh virtualenv, gives a `twistd kestrel` that serves. The virtualenv takes the
+in a fresh virtualenv, gives a `twistd kestrel` that serves; so does a plain editable install. The virtualenv takes the
 server's dependencies from this test environment (a path file to its site-packages, whose own
 path files are not read, so this checkout stays out of it): the test runs offline, and the
 txkestrel in it is the wheel's alone.
@@ -16,9 +16,9 @@ from pathlib import Path
 import kestrel
 from kestrel.load.process import KestrelProcess, write_config
 
-SOURCE = Path(kestrel.__file__).resolve().parents[1]
+SOURCE = Path(kestrel.__file__).resolve().parents[2]
 # What a source distribution holds; the rest of a checkout (.venv, var, caches) stays out.
-SOURCE_PARTS = ("kestrel", "twisted", "setup.cfg", "pyproject.toml", "README.md")
+SOURCE_PARTS = ("src", "setup.cfg", "pyproject.toml", "README.md")
 
 
 def build_wheel(directory: Path) -> Path:
@@ -39,7 +39,9 @@ def build_wheel(directory: Path) -> Path:
 
 
 def fresh_virtualenv(directory: Path) -> Path:
-    venv.create(directory, with_pip=True)
+    # Without a pip of its own: the test environment's pip and setuptools (through the path
+    # file) install into it, as they are the versions this project builds with.
+    venv.create(directory, with_pip=False)
     python = directory / "bin" / "python"
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
@@ -52,11 +54,24 @@ def test_the_wheel_installs_a_twistd_plugin_that_serves(tmp_path):
     python = fresh_virtualenv(tmp_path / "venv")
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
                    check=True, capture_output=True, timeout=300)
+    assert_serves(python, tmp_path, installed_in=tmp_path / "venv")
+
+
+def test_a_plain_editable_install_gives_a_twistd_plugin_that_serves(tmp_path):
+    """Without editable_mode=compat: the src layout lets setuptools put src/ on sys.path, where Twisted finds plugins."""
+    python = fresh_virtualenv(tmp_path / "venv")
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(SOURCE)],
+                   check=True, capture_output=True, timeout=300)
+    assert_serves(python, tmp_path, installed_in=SOURCE / "src")
+
+
+def assert_serves(python: Path, tmp_path: Path, installed_in: Path) -> None:
+    """txkestrel and its plugin come from `installed_in`, and the plugin's twistd kestrel serves."""
     found = subprocess.run(
         [str(python), "-c", "import kestrel, twisted.plugins.kestrel_plugin as plugin; print(kestrel.__file__); print(plugin.__file__)"],
         cwd=tmp_path, capture_output=True, text=True, check=True,
     ).stdout.split()
-    assert all(path.startswith(str(tmp_path / "venv")) for path in found), found
+    assert all(path.startswith(str(installed_in)) for path in found), found
 
     server_dir = tmp_path / "server"
     server_dir.mkdir()
@@ -65,7 +80,7 @@ def test_the_wheel_installs_a_twistd_plugin_that_serves(tmp_path):
     server = KestrelProcess(server_dir, config, command=[*twistd, "-n", "--pidfile=", "kestrel", "-c", str(config)]).start()
     try:
         client = server.client()
-        client.set("jobs", b"from the wheel")
-        assert client.get("jobs") == b"from the wheel"
+        client.set("jobs", b"installed")
+        assert client.get("jobs") == b"installed"
     finally:
         server.kill()

@@ -16,7 +16,7 @@ import pytest
 
 from kestrel.load.process import TWISTD, KestrelProcess, RawClient, free_port, wait_until, write_config
 
-UNITS = Path(__file__).resolve().parents[3] / "etc" / "systemd"
+UNITS = Path(__file__).resolve().parents[4] / "etc" / "systemd"
 INSTALLED_TWISTD = "/opt/txkestrel/bin/twistd"
 
 

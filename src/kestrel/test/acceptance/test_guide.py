@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-GUIDE = Path(__file__).resolve().parents[3] / "doc" / "guide.md"
+GUIDE = Path(__file__).resolve().parents[4] / "doc" / "guide.md"
 
 
 def code_blocks(language: str) -> list[str]:

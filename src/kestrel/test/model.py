@@ -9,7 +9,7 @@ examples and steps ran; exits 1 with the shrunk trace on the first failure):
 
     .venv/bin/python -m kestrel.test.model --minutes 30
 
-The CI form is kestrel/test/test_model.py (a bounded number of examples).
+The CI form is src/kestrel/test/test_model.py (a bounded number of examples).
 
 What the machine does
 ---------------------

@@ -1,6 +1,6 @@
 """
 A client of a running server's admin HTTP service, and the request each admin command of
-`kestrel` (kestrel/command.py) makes.
+`kestrel` (src/kestrel/command.py) makes.
 """
 
 from __future__ import annotations

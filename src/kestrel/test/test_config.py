@@ -384,7 +384,7 @@ def test_endpoints_are_checked_without_a_reactor(tmp_path):
 
 def test_the_shipped_config_serves_this_machine_only():
     """Issue 12: the README's first command must not open an unauthenticated queue server to the network."""
-    shipped = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "etc", "kestrel.conf"))
+    shipped = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "..", "etc", "kestrel.conf"))
     listeners = {field: getattr(shipped, field) for field in LISTEN_OPTIONS}
     assert {field: endpoint for field, endpoint in listeners.items() if endpoint and "interface=127.0.0.1" not in endpoint} == {}
     defaults = ServerConfig(queue_path="spool")

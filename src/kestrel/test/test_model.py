@@ -1,6 +1,6 @@
 """
 The model-based test of the engine (issue 10), CI form: a bounded number of examples of the
-state machine in kestrel/test/model.py, which drives the real collection, queues, journal
+state machine in src/kestrel/test/model.py, which drives the real collection, queues, journal
 writer thread and files, and compares them after every step with a reference model.
 
 The long form runs for as long as it is given, with fresh seeds:
