@@ -28,7 +28,7 @@ from kestrel.journal.writer import JournalWriter
 from kestrel.listener import ListenFailed, ListenerService
 from kestrel.protocols.memcache import MemcacheFactory
 from kestrel.protocols.text import TextFactory
-from kestrel.protocols.thrift import ThriftFactory
+from kestrel.protocols.thrift.protocol import ThriftFactory
 from kestrel.server import KestrelServer
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import kestrel.protocols
+import kestrel.protocols.thrift
 
 KESTREL = "kestrel"
 MEMCACHED = "memcached"
@@ -248,7 +248,7 @@ def thrift_service():
     """The Kestrel service from the server's own IDL, loaded on first use."""
     import thriftpy2
 
-    return thriftpy2.load(str(Path(kestrel.protocols.__file__).with_name("kestrel.thrift")), module_name="kestrel_thrift")
+    return thriftpy2.load(str(Path(kestrel.protocols.thrift.__file__).with_name("kestrel.thrift")), module_name="kestrel_thrift")
 
 
 class ThriftClient:

@@ -24,7 +24,7 @@ from thriftpy2.protocol import TBinaryProtocolFactory
 from thriftpy2.rpc import make_client
 from thriftpy2.transport import TFramedTransportFactory
 
-from kestrel.protocols.thrift_codec import Kestrel
+from kestrel.protocols.thrift.codec import Kestrel
 
 LISTENING = re.compile(r"listening for (\w+) on ([\d.]+):(\d+)")
 STARTED = "txkestrel"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from thriftpy2.thrift import TApplicationException, TMessageType
 
 from kestrel import PROTOCOL_VERSION
-from kestrel.protocols.thrift_codec import ThriftItem, ThriftStatus
+from kestrel.protocols.thrift.codec import ThriftItem, ThriftStatus
 from kestrel.test.hostile import cuts, hostile_example, pieces, restore_status
 from kestrel.test.test_thrift import ThriftServer, call_frame, call_of, framed, message
 

@@ -15,9 +15,9 @@ from thriftpy2.transport import TMemoryBuffer
 from twisted.internet.testing import StringTransport
 
 from kestrel import PROTOCOL_VERSION
-from kestrel.protocols import thrift_scan
-from kestrel.protocols.thrift import ThriftFactory
-from kestrel.protocols.thrift_codec import (
+from kestrel.protocols.thrift import scan as thrift_scan
+from kestrel.protocols.thrift.protocol import ThriftFactory
+from kestrel.protocols.thrift.codec import (
     METHODS,
     Kestrel,
     QueueInfo,
@@ -25,7 +25,7 @@ from kestrel.protocols.thrift_codec import (
     ThriftStatus,
     decode_arguments,
 )
-from kestrel.protocols.thrift_scan import MalformedFrame, MessageHeader, scan_message
+from kestrel.protocols.thrift.scan import MalformedFrame, MessageHeader, scan_message
 from kestrel.test.support import START, QueueHarness, ServerHarness, pending_calls
 from kestrel.test.test_memcache import Connection
 

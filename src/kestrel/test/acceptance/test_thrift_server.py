@@ -10,7 +10,7 @@ from thriftpy2.thrift import TApplicationException
 
 from kestrel import PROTOCOL_VERSION
 from kestrel.load.process import wait_until
-from kestrel.protocols.thrift_codec import ThriftItem, ThriftStatus
+from kestrel.protocols.thrift.codec import ThriftItem, ThriftStatus
 from kestrel.test.test_thrift import Reply, call_frame, framed, message
 
 

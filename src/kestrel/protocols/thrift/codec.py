@@ -4,7 +4,7 @@ between its messages and frames: the arguments of a call, the reply to it, or th
 application exception that replaces the reply.
 
 Messages use the strict binary protocol. A frame is decoded only after
-`thrift_scan.scan_message` has passed it. Strings are decoded as bytes, so that queue
+`scan.scan_message` has passed it. Strings are decoded as bytes, so that queue
 names mean the same bytes as on memcache and text.
 """
 
@@ -17,7 +17,7 @@ from thriftpy2.protocol import TBinaryProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType
 from thriftpy2.transport import TMemoryBuffer
 
-from kestrel.protocols.thrift_scan import MessageHeader
+from kestrel.protocols.thrift.scan import MessageHeader
 
 IDL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kestrel.thrift")
 

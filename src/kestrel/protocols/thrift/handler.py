@@ -10,8 +10,8 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from kestrel.protocols.thrift_codec import QueueInfo, ThriftItem, ThriftStatus
-from kestrel.protocols.thrift_handles import TransactionHandles
+from kestrel.protocols.thrift.codec import QueueInfo, ThriftItem, ThriftStatus
+from kestrel.protocols.thrift.handles import TransactionHandles
 from kestrel.queue import Item, PersistentQueue
 from kestrel.server import KestrelServer
 from kestrel.session import Session, Unavailable

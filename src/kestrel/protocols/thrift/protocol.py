@@ -6,7 +6,7 @@ Frames wait in one bytearray (Int32StringReceiver's own buffer is copied whole o
 read, which is quadratic for a large frame arriving in pieces). A frame longer than
 `max_value_size` is not buffered: its bytes are skipped as they arrive, and it is
 answered with a PROTOCOL_ERROR application exception as soon as its header is in, after
-which the connection goes on. Each frame is checked by `thrift_scan` before thriftpy2
+which the connection goes on. Each frame is checked by `scan` before thriftpy2
 decodes it; one that fails is answered with a PROTOCOL_ERROR, or, when not even its
 header is readable, the connection is closed.
 
@@ -28,16 +28,16 @@ from twisted.protocols.basic import Int32StringReceiver
 
 from kestrel.collection import InvalidQueueName
 from kestrel.protocols.connection import SessionConnection, SessionFactory
-from kestrel.protocols.thrift_codec import (
+from kestrel.protocols.thrift.codec import (
     METHODS,
     Method,
     decode_arguments,
     encode_exception,
     encode_reply,
 )
-from kestrel.protocols.thrift_handler import ThriftHandler, ThriftRefusal
-from kestrel.protocols.thrift_handles import TransactionHandles
-from kestrel.protocols.thrift_scan import (
+from kestrel.protocols.thrift.handler import ThriftHandler, ThriftRefusal
+from kestrel.protocols.thrift.handles import TransactionHandles
+from kestrel.protocols.thrift.scan import (
     VERSION_1,
     VERSION_MASK,
     MalformedFrame,
