@@ -1,5 +1,5 @@
 """
-KestrelServer: what every session of every protocol shares. That is the queue collection,
+ServerContext: what every session of every protocol shares. That is the queue collection,
 the server status, the global counters, and the operator actions (reload, shutdown).
 """
 
@@ -30,7 +30,13 @@ class ServerStats:
             setattr(self, name, 0)
 
 
-class KestrelServer:
+class ServerContext:
+    """
+    What every connection of every protocol shares: the config, the queue collection, the
+    clock, the server status, counters and latencies, and reload and shutdown. (The service
+    tree that starts and stops the server is tap.KestrelService.)
+    """
+
     log = Logger()
 
     def __init__(

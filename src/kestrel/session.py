@@ -16,7 +16,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from kestrel.queue import Item, PersistentQueue
-from kestrel.server import KestrelServer
+from kestrel.server import ServerContext
 
 
 class SessionError(Exception):
@@ -58,7 +58,7 @@ class OpenReads(deque):
 class Session:
     log = Logger()
 
-    def __init__(self, server: KestrelServer, track_open_reads: bool = True):
+    def __init__(self, server: ServerContext, track_open_reads: bool = True):
         self.server = server
         # False for Thrift: its open reads live under server-wide handles, which the
         # connection neither limits here nor aborts when it finishes.

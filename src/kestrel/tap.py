@@ -29,7 +29,7 @@ from kestrel.listener import ListenFailed, ListenerService
 from kestrel.protocols.memcache import MemcacheFactory
 from kestrel.protocols.text import TextFactory
 from kestrel.protocols.thrift.protocol import ThriftFactory
-from kestrel.server import KestrelServer
+from kestrel.server import ServerContext
 
 
 class StartFailed(SystemExit, Exception):
@@ -82,7 +82,7 @@ class KestrelService(MultiService):
         self.writer.setServiceParent(self)
         self.collection = QueueCollection(config, self.writer, reactor)
         self.collection.setServiceParent(self)
-        self.server = KestrelServer(config, self.collection, reactor, shutdown=self._stop_reactor)
+        self.server = ServerContext(config, self.collection, reactor, shutdown=self._stop_reactor)
         self.listeners: list[ListenerService] = []
         self._listen_options: dict[ListenerService, str] = {}
         self._listen("memcache_listen", config.memcache_listen, MemcacheFactory(self.server))

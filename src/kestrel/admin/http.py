@@ -30,7 +30,7 @@ from twisted.web.server import Request, Site
 from kestrel.admin.metrics import metrics_registry
 from kestrel.config import ConfigError
 from kestrel.protocols.sending import no_delay
-from kestrel.server import KestrelServer
+from kestrel.server import ServerContext
 from kestrel.status import Status, StatusError, StatusNotConfigured
 
 Handler = Callable[[Request], bytes]
@@ -67,7 +67,7 @@ class AdminResource(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, server: KestrelServer):
+    def __init__(self, server: ServerContext):
         super().__init__()
         self.server = server
         self.collection = server.collection
@@ -259,6 +259,6 @@ class AdminSite(Site):
 ADMIN_IDLE_TIMEOUT = 60.0
 
 
-def admin_site(server: KestrelServer) -> AdminSite:
+def admin_site(server: ServerContext) -> AdminSite:
     timeout = server.config.client_timeout or ADMIN_IDLE_TIMEOUT
     return AdminSite(AdminResource(server), timeout=timeout, reactor=server.clock)

@@ -23,7 +23,7 @@ from prometheus_client.utils import floatToGoString
 
 from kestrel.latency import LatencyHistogram
 from kestrel.queue import PersistentQueue
-from kestrel.server import KestrelServer
+from kestrel.server import ServerContext
 from kestrel.status import Status
 
 QueueReading = Callable[[PersistentQueue], float]
@@ -83,7 +83,7 @@ LATENCIES = (
 class KestrelCollector:
     """A prometheus-client collector that reads one server's state at each scrape."""
 
-    def __init__(self, server: KestrelServer):
+    def __init__(self, server: ServerContext):
         self.server = server
 
     def collect(self) -> Iterator[Metric]:
@@ -150,7 +150,7 @@ class KestrelCollector:
             yield HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=histogram.sum)
 
 
-def metrics_registry(server: KestrelServer) -> CollectorRegistry:
+def metrics_registry(server: ServerContext) -> CollectorRegistry:
     """A registry of this server's metrics and its process's (CPU, memory, open files)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(KestrelCollector(server))

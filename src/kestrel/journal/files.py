@@ -76,7 +76,7 @@ def _files_by_queue(directory: str) -> dict[str, list[str]]:
 def list_spool(directory: str) -> dict[str, list[str]]:
     """
     Every queue of the spool with its journal files in replay order, cleaned up as
-    `journal_files` does, from one listing of the folder: what a server reads once at start.
+    `settle_queue_files` does, from one listing of the folder: what a server reads once at start.
     """
     spool = {}
     for queue, filenames in sorted(_files_by_queue(directory).items()):
@@ -86,7 +86,7 @@ def list_spool(directory: str) -> dict[str, list[str]]:
     return spool
 
 
-def journal_files(directory: str, queue: str) -> list[str]:
+def settle_queue_files(directory: str, queue: str) -> list[str]:
     """The queue's journal file names in replay order, after cleaning up (spec 4.2); see `settle_files`."""
     return settle_files(directory, queue, _regular_file_names(directory))
 

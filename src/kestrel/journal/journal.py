@@ -114,10 +114,10 @@ class Journal:
         nothing erases the files instead.
         """
         if filenames is None:
-            filenames = files.journal_files(self._directory, self.name)
+            filenames = files.settle_queue_files(self._directory, self.name)
         if not self.keep:
             if filenames:
-                self._queue(self._files.erase, list(filenames))
+                self._schedule(self._files.erase, list(filenames))
             return
         self._segments = []
         for filename in filenames:
@@ -152,7 +152,7 @@ class Journal:
             return
         if self._buffer is None:
             buffer = bytearray()
-            self._queue(self._files.write, buffer)
+            self._schedule(self._files.write, buffer)
             self._buffer = buffer
         self._buffer += record
         self._segments[-1].size += len(record)
@@ -183,7 +183,7 @@ class Journal:
         self._archived += current.size
         self._new_segment(self.name)
         # A journal that never fsyncs need not pay for it on every rotation.
-        self._queue(self._files.rotate, current.filename, self.sync_journal is not None)
+        self._schedule(self._files.rotate, current.filename, self.sync_journal is not None)
         return current.serial
 
     def rewrite(self, opens: list[tuple[int, object]], items: list[object]) -> None:
@@ -193,7 +193,7 @@ class Journal:
         self._segments = []
         self._archived = 0
         self._new_segment(self.name, state_size(opens, items))
-        self._queue(self._files.rewrite, opens, items, replaced, rotated, pack)
+        self._schedule(self._files.rewrite, opens, items, replaced, rotated, pack)
 
     def pack(self, upto_serial: int, opens: list[tuple[int, object]], items: list[object | None]) -> None:
         """Replace the rotated files up to the one with serial `upto_serial` by the given state."""
@@ -204,12 +204,12 @@ class Journal:
         self._segments = [replacement, *kept]
         timestamp = files.rotated_timestamp(self.name, replacement.filename)
         replaced = [segment.filename for segment in packed]
-        self._queue(self._files.pack, opens, items, replaced, self._timestamp(), timestamp)
+        self._schedule(self._files.pack, opens, items, replaced, self._timestamp(), timestamp)
 
     def close(self) -> None:
         self._cancel_sync()
         self.stop_reader()
-        self._queue(self._files.close)
+        self._schedule(self._files.close)
 
     def erase(self) -> Deferred:
         """
@@ -219,7 +219,7 @@ class Journal:
         self._cancel_sync()
         self.stop_reader()
         erased = Deferred()
-        self._queue(self._files.erase, self.filenames(), result=erased)
+        self._schedule(self._files.erase, self.filenames(), result=erased)
         self._segments = []
         self._archived = 0
         self._new_segment(self.name)
@@ -238,7 +238,7 @@ class Journal:
 
     def stop_reader(self) -> None:
         if self._cursor is not None:
-            self._queue(self._cursor.close)
+            self._schedule(self._cursor.close)
             self._cursor = None
 
     def read_items(self, need_bytes: int, max_items: int) -> Deferred:
@@ -247,7 +247,7 @@ class Journal:
         expiry) tuples, and the serial of the file the cursor is in afterwards.
         """
         result = Deferred()
-        self._queue(failing_softly, self._cursor.read_items, self._layout(), need_bytes, max_items, self._now_ms(), result=result)
+        self._schedule(failing_softly, self._cursor.read_items, self._layout(), need_bytes, max_items, self._now_ms(), result=result)
         self._writer.flush()
         return result
 
@@ -286,7 +286,7 @@ class Journal:
 
     # Internals
 
-    def _queue(self, function, *args, result: Deferred | None = None) -> None:
+    def _schedule(self, function, *args, result: Deferred | None = None) -> None:
         self._operations.append((function, args, result))
         self._buffer = None
         if self.failure is None:
@@ -295,7 +295,7 @@ class Journal:
 
     def _periodic_sync(self) -> None:
         self._sync_call = None
-        self._queue(self._files.fsync_aside, self._writer.background_sync)
+        self._schedule(self._files.fsync_aside, self._writer.background_sync)
 
     def _cancel_sync(self) -> None:
         if self._sync_call is not None:

@@ -26,7 +26,7 @@ from kestrel.collection import QueueCollection
 from kestrel.config import ServerConfig
 from kestrel.journal.writer import JournalWriter
 from kestrel.protocols.memcache import MemcacheProtocol
-from kestrel.server import KestrelServer
+from kestrel.server import ServerContext
 
 SET = b"set db_bench 0 0 64\r\n" + b"x" * 64 + b"\r\n"
 GET = b"get db_bench\r\n"
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         config = ServerConfig(queue_path=directory)
         collection = QueueCollection(config, writer, clock)
         collection.load()
-        protocol, transport = MemcacheProtocol(KestrelServer(config, collection, clock)), StringTransport()
+        protocol, transport = MemcacheProtocol(ServerContext(config, collection, clock)), StringTransport()
         protocol.makeConnection(transport)
         pairs = options.requests // 2
         feed(protocol, transport, clock, 1000)  # warm up

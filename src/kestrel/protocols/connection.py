@@ -23,7 +23,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from kestrel.protocols.sending import no_delay, send_reply
-from kestrel.server import KestrelServer
+from kestrel.server import ServerContext
 from kestrel.session import Session
 
 
@@ -33,7 +33,7 @@ class SessionFactory(Factory):
     # Twisted's "Starting factory <...>" line says nothing that the listener's own line does not.
     noisy = False
 
-    def __init__(self, server: KestrelServer):
+    def __init__(self, server: ServerContext):
         self.server = server
 
     def buildProtocol(self, addr) -> Protocol:
@@ -53,7 +53,7 @@ class SessionConnection(TimeoutMixin):
 
     log = Logger()
 
-    server: KestrelServer
+    server: ServerContext
     # False where open reads outlive the connection (Thrift).
     track_open_reads = True
     session: Session | None = None

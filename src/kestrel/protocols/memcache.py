@@ -21,7 +21,7 @@ from kestrel.config import ConfigError
 from kestrel.journal import records
 from kestrel.protocols.connection import SessionConnection, SessionFactory
 from kestrel.queue import Item, QueueUnavailable
-from kestrel.server import KestrelServer
+from kestrel.server import ServerContext
 from kestrel.session import ReadStillOpen, TooManyOpenReads, Unavailable
 from kestrel.status import StatusError, StatusNotConfigured
 
@@ -100,7 +100,7 @@ def value_block(key: bytes, data: bytes) -> list[bytes]:
 class MemcacheProtocol(SessionConnection, Protocol):
     log = Logger()
 
-    def __init__(self, server: KestrelServer):
+    def __init__(self, server: ServerContext):
         self.server = server
         self.collection = server.collection
         self.stats = server.stats

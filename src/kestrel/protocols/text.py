@@ -33,7 +33,7 @@ from kestrel.config import validate_queue_name
 from kestrel.journal import records
 from kestrel.protocols.connection import SessionConnection, SessionFactory
 from kestrel.queue import Item, QueueUnavailable
-from kestrel.server import KestrelServer
+from kestrel.server import ServerContext
 from kestrel.session import SessionError
 from kestrel.status import StatusError, StatusNotConfigured
 
@@ -98,7 +98,7 @@ class PutRequest:
 class TextProtocol(SessionConnection, Protocol):
     log = Logger()
 
-    def __init__(self, server: KestrelServer):
+    def __init__(self, server: ServerContext):
         self.server = server
         self.collection = server.collection
         # Item lines may be as long as a value; other lines as long as a request line.

@@ -136,7 +136,7 @@ from kestrel.journal import records
 from kestrel.journal.writer import JournalWriter
 from kestrel.protocols.memcache import MemcacheProtocol
 from kestrel.protocols.text import TextProtocol, item_reply
-from kestrel.server import KestrelServer
+from kestrel.server import ServerContext
 from kestrel.test.support import START, UnreadClient, synchronous_writer
 
 QUEUES = ("a", "a+c", "b", "e", "x")
@@ -738,7 +738,7 @@ class ModelMachine(RuleBasedStateMachine):
                 model.queues[name] = MQueue(self.config.queue_config(name).keep_journal, expected.get(name, ()))
             self.model = model
             self.runner.durable = image_snapshot(image)
-        self.server = KestrelServer(self.config, ModelledCollection(self), self.clock)
+        self.server = ServerContext(self.config, ModelledCollection(self), self.clock)
         self.adds: list[bool] = []  # what the adds of a protocol client answered, in order
         self.behind_at: int | None = None  # batches run when a client's add found the writer behind
         self.client_failure: EngineFailure | None = None

@@ -60,7 +60,7 @@ class QueueHarness:
 
     def journal_files(self, name: str = "test") -> list[str]:
         self.settle()
-        return [f for f in files.journal_files(self.directory, name) if os.path.exists(os.path.join(self.directory, f))]
+        return [f for f in files.settle_queue_files(self.directory, name) if os.path.exists(os.path.join(self.directory, f))]
 
 
 # Journal dumps in the spec's notation (4.4)
@@ -240,17 +240,17 @@ class CapturedLogs:
         return [formatEvent(event) for event in self.events]
 
 
-# Servers (a real collection and KestrelServer on the harness's clock and writer)
+# Servers (a real collection and ServerContext on the harness's clock and writer)
 
 
 class ServerHarness:
     """
-    A loaded QueueCollection and a KestrelServer over a QueueHarness's directory, clock
+    A loaded QueueCollection and a ServerContext over a QueueHarness's directory, clock
     and writer (or the writer given). The shutdown hook only counts its calls.
     """
 
     def __init__(self, harness: QueueHarness, config: ServerConfig | None = None, writer: JournalWriter | None = None, **server_options):
-        from kestrel.server import KestrelServer
+        from kestrel.server import ServerContext
 
         if config is None:
             server_options.setdefault("queue_path", harness.directory)
@@ -261,7 +261,7 @@ class ServerHarness:
         self.collection = QueueCollection(config, self.writer, self.clock)
         self.collection.load()
         self.shutdowns = 0
-        self.server = KestrelServer(config, self.collection, self.clock, shutdown=self._shut_down)
+        self.server = ServerContext(config, self.collection, self.clock, shutdown=self._shut_down)
         self.stats = self.server.stats
 
     def _shut_down(self) -> None:

@@ -7,7 +7,7 @@ import pytest
 from kestrel.journal import records
 from kestrel.journal.files import (
     fsync_directory,
-    journal_files,
+    settle_queue_files,
     keep_damaged_copy,
     list_spool,
     pack_name,
@@ -148,28 +148,28 @@ def test_queue_names_of_missing_directory(tmp_path):
         ),
     ],
 )
-def test_journal_files(tmp_path, files, listing, remaining):
+def test_settle_queue_files(tmp_path, files, listing, remaining):
     make_empty_files(tmp_path, *files)
-    assert journal_files(str(tmp_path), "test") == listing
+    assert settle_queue_files(str(tmp_path), "test") == listing
     assert file_names(tmp_path) == remaining
 
 
 def test_pack_replaces_the_contents_of_rotated_files(tmp_path):
     make_files(tmp_path, {"q.50": b"old", "q.100": b"older", "q.100.pack": b"packed", "q.3000": b"new"})
-    journal_files(str(tmp_path), "q")
+    settle_queue_files(str(tmp_path), "q")
     assert (tmp_path / "q.100").read_bytes() == b"packed"
     assert (tmp_path / "q.3000").read_bytes() == b"new"
 
 
-def test_journal_files_leaves_other_queues_alone(tmp_path):
+def test_settle_queue_files_leaves_other_queues_alone(tmp_path):
     others = ["q2", "q2.10", "q2.10.pack", "q2~~3", "q+fan.5", "q+fan~~6", "qq.1.pack", "other.1"]
     make_empty_files(tmp_path, "q", "q.20", "q.30.pack", "q~~40", *others)
-    assert journal_files(str(tmp_path), "q") == ["q.30", "q"]
+    assert settle_queue_files(str(tmp_path), "q") == ["q.30", "q"]
     assert file_names(tmp_path) == {"q", "q.30", *others}
 
 
-def test_journal_files_of_missing_directory(tmp_path):
-    assert journal_files(str(tmp_path / "missing"), "q") == ["q"]
+def test_settle_queue_files_of_missing_directory(tmp_path):
+    assert settle_queue_files(str(tmp_path / "missing"), "q") == ["q"]
 
 
 ITEMS = [b"first", b"second item", b"the third and longest item of all"]
@@ -258,7 +258,7 @@ def test_damaged_copies_are_no_queue_and_no_journal_file(tmp_path):
     (tmp_path / "gone.1700000000000.damaged").write_bytes(b"\x7f")
     assert queue_names(str(tmp_path)) == ["q"]
     assert list_spool(str(tmp_path)) == {"q": ["q"]}
-    assert journal_files(str(tmp_path), "q") == ["q"]
+    assert settle_queue_files(str(tmp_path), "q") == ["q"]
 
 
 def test_broken_record_is_truncated_without_a_callback(tmp_path):

@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 from kestrel.protocols.thrift.codec import QueueInfo, ThriftItem, ThriftStatus
 from kestrel.protocols.thrift.handles import TransactionHandles
 from kestrel.queue import Item, PersistentQueue
-from kestrel.server import KestrelServer
+from kestrel.server import ServerContext
 from kestrel.session import Session, Unavailable
 from kestrel.status import Status
 
@@ -39,7 +39,7 @@ def name_of(value: bytes | None) -> str:
 class ThriftHandler:
     log = Logger()
 
-    def __init__(self, server: KestrelServer, session: Session, handles: TransactionHandles):
+    def __init__(self, server: ServerContext, session: Session, handles: TransactionHandles):
         self.server = server
         self.collection = server.collection
         self.clock = server.clock

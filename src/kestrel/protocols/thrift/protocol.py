@@ -45,7 +45,7 @@ from kestrel.protocols.thrift.scan import (
     read_header,
     scan_message,
 )
-from kestrel.server import KestrelServer
+from kestrel.server import ServerContext
 from kestrel.session import SessionError
 from kestrel.status import StatusError
 
@@ -83,7 +83,7 @@ class ThriftProtocol(SessionConnection, Int32StringReceiver):
     log = Logger()
     track_open_reads = False
 
-    def __init__(self, server: KestrelServer, handles: TransactionHandles):
+    def __init__(self, server: ServerContext, handles: TransactionHandles):
         self.server = server
         self.handles = handles
         self.MAX_LENGTH = server.config.max_value_size
@@ -281,7 +281,7 @@ class ThriftProtocol(SessionConnection, Int32StringReceiver):
 class ThriftFactory(SessionFactory):
     """The Thrift listener's factory; it holds the server-wide transaction handles."""
 
-    def __init__(self, server: KestrelServer):
+    def __init__(self, server: ServerContext):
         super().__init__(server)
         self.handles = TransactionHandles(server.collection, server.clock)
 
