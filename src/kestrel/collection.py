@@ -13,10 +13,10 @@ import os
 import time
 from typing import Callable, Iterable, Iterator
 
+from twisted.application.internet import TimerService
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from kestrel.config import ServerConfig, validate_queue_name
@@ -58,7 +58,7 @@ class QueueCollection(Service):
         self._spool: dict[str, list[str]] = {}
         # Journals of deleted queues whose erase has not run yet, by name (see Journal).
         self._erasing: dict[str, Journal] = {}
-        self._sweeper: LoopingCall | None = None
+        self._sweeper: TimerService | None = None
         self.queue_creates = 0
         self.queue_deletes = 0
         self.queue_expires = 0
@@ -74,23 +74,22 @@ class QueueCollection(Service):
         self.load()
         frequency = self.config.expiration_timer_frequency
         if frequency:
-            self._sweeper = LoopingCall(self.sweep)
+            self._sweeper = TimerService(frequency, self._sweep_on_timer)
             self._sweeper.clock = self._clock
-            self._start_sweeper()
+            self._sweeper.startService()
 
-    def _start_sweeper(self) -> None:
-        self._sweeper.start(self.config.expiration_timer_frequency, now=False).addErrback(self._sweeper_failed)
-
-    def _sweeper_failed(self, failure) -> None:
-        # `sweep` guards each queue; this is the last line, so that expiry never ends for good.
-        self.log.failure("the expiry sweep failed; it goes on", failure)
-        if self.running:
-            self._start_sweeper()
+    def _sweep_on_timer(self) -> None:
+        # `sweep` guards each queue; this is the last line: TimerService stops at a failure,
+        # and expiry must never end for good.
+        try:
+            self.sweep()
+        except Exception:
+            self.log.failure("the expiry sweep failed; it goes on")
 
     def stopService(self) -> None:
         super().stopService()
         if self._sweeper is not None and self._sweeper.running:
-            self._sweeper.stop()
+            self._sweeper.stopService()
         self.close(self.rewrite_empty_on_close)
 
     def load(self) -> None:
