@@ -171,10 +171,6 @@ class ServerConfig:
             self._resolved[name] = resolved
         return resolved
 
-    def configured_queue_names(self) -> list[str]:
-        """Names that have a ``[queues.NAME]`` table, sorted."""
-        return sorted(self.queue_overrides)
-
 
 def _count(value: object) -> int:
     if _is_integer(value) and value >= 0:

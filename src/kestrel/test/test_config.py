@@ -109,7 +109,7 @@ def test_option_parsers_cover_every_field():
 def test_direct_construction_uses_defaults():
     config = ServerConfig(queue_path="/tmp/x")
     assert config.queue_config("anything") == QueueConfig()
-    assert config.configured_queue_names() == []
+    assert config.queue_overrides == {}
     assert QueueConfig(max_items=3).max_items == 3
 
 
@@ -182,7 +182,6 @@ def test_reload_resolves_from_the_new_file_only():
 
 def test_queue_overrides_keep_only_what_was_written():
     config = parse('[queues.b]\nsync_journal = "never"\n[queues.a]\nmax_age = "1h"\nexpire_to_queue = "b"')
-    assert config.configured_queue_names() == ["a", "b"]
     assert config.queue_overrides == {"a": {"max_age": 3600.0, "expire_to_queue": "b"}, "b": {"sync_journal": None}}
 
 
