@@ -62,7 +62,7 @@ class QueueCollection(Service):
         self.queue_creates = 0
         self.queue_deletes = 0
         self.queue_expires = 0
-        # Set before stopping when the server shuts down read-only or quiescent (Kestrel 3.9).
+        # Set before stopping when the server shuts down read-only or quiescent (doc/compatibility.md §3.7).
         self.rewrite_empty_on_close = False
         # Called with (name, queue) after a queue is deleted, by those who hold its xids.
         self.deletion_observers: list[Callable[[str, PersistentQueue], None]] = []

@@ -553,7 +553,7 @@ class PersistentQueue:
         self.config = config
         self.journal.sync_journal = config.sync_journal
 
-    # Journal upkeep: Kestrel's rotate / rewrite rule (spec 3.9)
+    # Journal upkeep: Kestrel's rotate / rewrite rule (doc/compatibility.md §3.7)
 
     def _check_journal(self) -> None:
         config = self.config

@@ -1,4 +1,4 @@
-"""Naming, listing, clean-up and reading of a queue's journal files (spec 3.1, 4.2, 4.3).
+"""Naming, listing, clean-up and reading of a queue's journal files (doc/compatibility.md §3.1, §4.2, §4.3).
 
 Current file ``q``; rotated ``q.<epoch_ms>``; temporary ``q~~<epoch_ms>``; pack ``q.<epoch_ms>.pack``;
 a copy of a damaged file, kept before it is cut, ``<file>.<epoch_ms>.damaged``.
@@ -57,7 +57,7 @@ def _regular_file_names(directory: str) -> list[str]:
 
 
 def _owner(filename: str) -> str | None:
-    """The queue a journal file belongs to; None for a file that is no queue's (spec A.8)."""
+    """The queue a journal file belongs to; None for a file that is no queue's (doc/compatibility.md §3.1)."""
     # A leading dot would give an empty queue name; damaged copies are kept, never replayed.
     if filename.startswith(".") or filename.endswith(DAMAGED_SUFFIX):
         return None
@@ -87,12 +87,12 @@ def list_spool(directory: str) -> dict[str, list[str]]:
 
 
 def settle_queue_files(directory: str, queue: str) -> list[str]:
-    """The queue's journal file names in replay order, after cleaning up (spec 4.2); see `settle_files`."""
+    """The queue's journal file names in replay order, after cleaning up (doc/compatibility.md §4.2); see `settle_files`."""
     return settle_files(directory, queue, _regular_file_names(directory))
 
 
 def settle_files(directory: str, queue: str, filenames: Iterable[str]) -> list[str]:
-    """The queue's journal files among `filenames`, in replay order, after cleaning up (spec 4.2).
+    """The queue's journal files among `filenames`, in replay order, after cleaning up (doc/compatibility.md §4.2).
 
     Temp files are deleted; each pack ``q.<T>.pack`` (ascending T) replaces every rotated
     file ``q.<t>`` with t <= T.  The result is the rotated files by ascending timestamp, then

@@ -1,4 +1,4 @@
-"""Byte codec for Kestrel 2.4 journal records (spec 4.1).
+"""Byte codec for Kestrel 2.4 journal records (doc/compatibility.md §4.1).
 
 A journal is a sequence of records: a one-byte opcode followed by fields that depend on it.
 All integers are little-endian and signed.  Pure functions only: no I/O, no logging.

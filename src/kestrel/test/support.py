@@ -63,7 +63,7 @@ class QueueHarness:
         return [f for f in files.settle_queue_files(self.directory, name) if os.path.exists(os.path.join(self.directory, f))]
 
 
-# Journal dumps in the spec's notation (4.4)
+# Journal dumps in Kestrel's test notation (doc/compatibility.md §4.4)
 
 
 def _render(record: records.Record) -> str:
@@ -88,7 +88,7 @@ def _render(record: records.Record) -> str:
 
 
 def dump(journal: bytes) -> str:
-    """Render journal bytes as `add(5:0:alpha), remove, remove-tentative(2), ...` (spec 4.4)."""
+    """Render journal bytes as `add(5:0:alpha), remove, remove-tentative(2), ...` (doc/compatibility.md §4.4)."""
     rendered = []
     position = 0
     while position < len(journal):

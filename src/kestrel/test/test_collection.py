@@ -1,4 +1,4 @@
-"""QueueCollection (spec 3.1, 3.5, 3.6, 6.7): names, loading, deletion, fanout, aliases, sweeps, reload."""
+"""QueueCollection (doc/compatibility.md §3.1, §3.3, §3.4, §5): names, loading, deletion, fanout, aliases, sweeps, reload."""
 
 import os
 
@@ -157,7 +157,7 @@ def test_delete_removes_rotated_files_too(harness):
     assert spool(harness) == []
 
 
-# Operations that must not create a queue (spec 3.1, since 2.3.1)
+# Operations that must not create a queue (doc/compatibility.md §3.1, Kestrel 2.3.1 on)
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ REQUESTS = BAD_REQUESTS + [
     b"version\n", b"quit\n", b"get " + b"x" * 100 + b"\n", b"put q:\n" + b"y" * 300 + b"\n\n", b"z" * 400,
 ]
 
-# `+<count>`, `-<message>`, `:<item>` or `*` (spec 2.1).
+# `+<count>`, `-<message>`, `:<item>` or `*` (doc/compatibility.md §2.1).
 REPLY_LINE = re.compile(rb"\+\d+|-.+|:.*|\*", re.DOTALL)
 
 streams = st.lists(st.one_of(st.sampled_from(REQUESTS), st.binary(max_size=40)), max_size=12).map(b"".join)

@@ -1,4 +1,4 @@
-"""Journal files at the engine level (spec 4.1-4.3, 6.6): bytes on disk, sizes, packing, damage."""
+"""Journal files at the engine level (doc/compatibility.md §4.1 to §4.3, §5): bytes on disk, sizes, packing, damage."""
 
 import os
 import struct
@@ -43,7 +43,7 @@ def test_dump_renders_the_spec_notation():
     )
 
 
-# What the engine writes, compared with the spec's layout table packed by hand.
+# What the engine writes, compared with the record table of doc/journal.md packed by hand.
 
 
 def test_engine_writes_the_spec_layout_for_every_operation(harness):

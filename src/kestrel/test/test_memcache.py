@@ -1,4 +1,4 @@
-"""The memcache front end (spec 1.1 to 1.9, 6.2) over a real collection and server, on a Clock."""
+"""The memcache front end (doc/compatibility.md §1.1 to §1.9, §5) over a real collection and server, on a Clock."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""PersistentQueue with its journal: the concrete cases of spec 6.4 (PersistentQueueSpec)."""
+"""PersistentQueue with its journal: the concrete cases of Kestrel's PersistentQueueSpec (doc/compatibility.md §5)."""
 
 import os
 
@@ -208,7 +208,7 @@ def test_timed_out_transactions_are_delivered_again_first_in_order(harness):
     assert queue.canceled_transactions == 3
 
 
-# Journal rotation and rewriting (spec 3.9)
+# Journal rotation and rewriting (doc/compatibility.md §3.7)
 
 
 def test_journal_rotates_once_it_outgrows_max_memory_size(harness):
@@ -405,7 +405,7 @@ def test_rotated_and_packed_journal_keeps_the_queue_across_restarts(harness, tra
     assert drain(queue) == model
 
 
-# Limits (spec 3.4)
+# Limits (doc/compatibility.md §3.2)
 
 
 def test_max_items_refuses_the_next_add(harness):
@@ -457,7 +457,7 @@ def test_closed_queue_refuses_adds_and_reads(harness):
     assert queue.remove() is None
 
 
-# Expiry (spec 3.5)
+# Expiry (doc/compatibility.md §3.3)
 
 
 def test_max_age_expires_items(harness):
@@ -544,7 +544,7 @@ def test_without_max_expire_sweep_one_sweep_takes_all(harness):
     assert drain(queue) == [b"geso"]
 
 
-# No journal (spec 3.8)
+# No journal (doc/compatibility.md §3.6)
 
 
 def test_queue_without_journal_creates_no_file(harness):

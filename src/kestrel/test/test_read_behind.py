@@ -1,4 +1,4 @@
-"""Read-behind (spec 3.7, 6.5): a queue bigger than max_memory_size keeps only its head in memory."""
+"""Read-behind (doc/compatibility.md §3.5, §5): a queue bigger than max_memory_size keeps only its head in memory."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""Session: the protocol-independent rules of a connection (spec 1.5, 1.6, 6.3 KestrelHandlerSpec)."""
+"""Session: the protocol-independent rules of a connection (doc/compatibility.md §1.5, §1.6; Kestrel's KestrelHandlerSpec, §5)."""
 
 import pytest
 from twisted.internet.defer import CancelledError, Deferred

@@ -1,8 +1,9 @@
 """
-Replaying a Kestrel spool directory built by hand (spec 4.1-4.3, 6.6).
+Replaying a Kestrel spool directory built by hand (doc/compatibility.md §4.1 to §4.3, §5).
 
-The journal bytes here come from struct.pack following the layout table of spec 4.1, not
-from the engine's encoder, so that encoder and decoder cannot agree on a mistake.
+The journal bytes here come from struct.pack following the record table of doc/journal.md
+(doc/compatibility.md §4.1), not from the engine's encoder, so that encoder and decoder
+cannot agree on a mistake.
 """
 
 import os
@@ -21,7 +22,7 @@ NOW_MS = int(START * 1000)
 T0 = NOW_MS - 100_000  # add time of the items in the hand-built journal
 
 
-# One function per opcode, straight from the table in spec 4.1 (little-endian, signed).
+# One function per opcode, straight from the record table of doc/journal.md (little-endian, signed).
 
 
 def op_add(data: bytes, expiry_s: int) -> bytes:  # 0, legacy: i32 size, i32 expiry_s, data[size-4]
@@ -111,7 +112,7 @@ def test_every_opcode_is_in_the_hand_built_spool():
     opcodes = set()
     for content in SPOOL.values():
         position = 0
-        # A tiny walker over the spec's layout: enough to list the opcodes used.
+        # A tiny walker over that record layout: enough to list the opcodes used.
         while position < len(content):
             op = content[position]
             opcodes.add(op)

@@ -1,4 +1,4 @@
-"""Server status (spec 3.10, 6.9 ServerStatusSpec): names, the status file, the grace period."""
+"""Server status (doc/compatibility.md §3.8; Kestrel's ServerStatusSpec, §5): names, the status file, the grace period."""
 
 import os
 

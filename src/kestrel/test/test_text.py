@@ -1,4 +1,4 @@
-"""The text protocol (spec 2.1, 6.8) over a real collection and server, on a Clock."""
+"""The text protocol (doc/compatibility.md §2.1, §5) over a real collection and server, on a Clock."""
 
 import pytest
 from twisted.internet.testing import StringTransport

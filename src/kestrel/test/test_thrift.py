@@ -1,5 +1,5 @@
 """
-The Thrift protocol (spec 2.2, 2.3, 6.8) over a real collection and server, on a Clock;
+The Thrift protocol (doc/compatibility.md §2.2, §2.3, §5) over a real collection and server, on a Clock;
 and the frame scanner that guards thriftpy2's decoders.
 """
 

@@ -1,4 +1,4 @@
-"""DeadlineWaitQueue (spec 6.9): blocked readers in FIFO order, each with an optional deadline."""
+"""DeadlineWaitQueue (doc/compatibility.md §5): blocked readers in FIFO order, each with an optional deadline."""
 
 import pytest
 

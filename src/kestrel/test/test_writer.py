@@ -1,4 +1,7 @@
-"""The journal writer (spec 3.8, 6.9; DESIGN data flow 4-5): batches per reactor turn, group commit, fsync policy."""
+"""
+The journal writer (doc/compatibility.md §3.6, §5; doc/architecture.md, "A write, start to
+finish", steps 4-5): batches per reactor turn, group commit, fsync policy.
+"""
 
 import os
 

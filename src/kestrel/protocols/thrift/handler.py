@@ -1,5 +1,5 @@
 """
-The Kestrel Thrift service (spec 2.3) for one connection: the eleven methods of
+The Kestrel Thrift service (doc/compatibility.md §2.3) for one connection: the eleven methods of
 kestrel.thrift, each returning its result at once, or a Deferred of it when it has to
 wait (a get with a timeout, a put to a queue that fsyncs every write).
 """

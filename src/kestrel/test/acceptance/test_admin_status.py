@@ -1,4 +1,4 @@
-"""Server status and connection rules of spec 3.10 on a real server, driven through the admin service."""
+"""Server status and connection rules of doc/compatibility.md §3.8 on a real server, driven through the admin service."""
 
 import time
 
