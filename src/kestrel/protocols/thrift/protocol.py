@@ -1,9 +1,9 @@
 """
 Kestrel's Thrift protocol, port 2229: framed transport, strict binary protocol.
 
-The framing is ours, on Int32StringReceiver: a 4-byte big-endian length, then the message.
-Frames wait in one bytearray (Int32StringReceiver's own buffer is copied whole on every
-read, which is quadratic for a large frame arriving in pieces). A frame longer than
+The framing is ours: a 4-byte big-endian length, then the message. Frames wait in one
+bytearray (Twisted's Int32StringReceiver copies its buffer whole on every read, which is
+quadratic for a large frame arriving in pieces, so it is not used). A frame longer than
 `max_value_size` is not buffered: its bytes are skipped as they arrive, and it is
 answered with a PROTOCOL_ERROR application exception as soon as its header is in, after
 which the connection goes on. Each frame is checked by `scan` before thriftpy2
@@ -23,8 +23,8 @@ from struct import Struct
 
 from thriftpy2.thrift import TApplicationException, TMessageType
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.protocols.basic import Int32StringReceiver
 
 from kestrel.collection import InvalidQueueName
 from kestrel.protocols.connection import SessionConnection, SessionFactory
@@ -79,14 +79,14 @@ class OversizedFrame:
         return True
 
 
-class ThriftProtocol(SessionConnection, Int32StringReceiver):
+class ThriftProtocol(SessionConnection, Protocol):
     log = Logger()
     track_open_reads = False
 
     def __init__(self, server: ServerContext, handles: TransactionHandles):
         self.server = server
         self.handles = handles
-        self.MAX_LENGTH = server.config.max_value_size
+        self._max_frame = server.config.max_value_size
         self.handler: ThriftHandler | None = None
         self._buffer = bytearray()
         self._skipping: OversizedFrame | None = None
@@ -131,24 +131,24 @@ class ThriftProtocol(SessionConnection, Int32StringReceiver):
             if len(buffer) - position < 4:
                 break
             length = _length.unpack_from(buffer, position)[0]
-            if length > self.MAX_LENGTH:
+            if length > self._max_frame:
                 position += 4
-                self.lengthLimitExceeded(length)
+                self._frame_too_long(length)
                 continue
             end = position + 4 + length
             if len(buffer) < end:
                 break
             frame = bytes(buffer[position + 4:end])
             position = end
-            self.stringReceived(frame)
+            self._frame_received(frame)
         del buffer[:position]
         if self._waiting:
-            self._hold_input(self._backlog + len(buffer), self.MAX_LENGTH)
+            self._hold_input(self._backlog + len(buffer), self._max_frame)
 
-    def lengthLimitExceeded(self, length: int) -> None:
+    def _frame_too_long(self, length: int) -> None:
         self.log.warn(
             "skipping a Thrift frame of {length} bytes from {peer}: the limit is {limit}",
-            length=length, peer=self.transport.getPeer(), limit=self.MAX_LENGTH,
+            length=length, peer=self.transport.getPeer(), limit=self._max_frame,
         )
         self._skipping = OversizedFrame(length)
         self._skip_left = length
@@ -176,7 +176,7 @@ class ThriftProtocol(SessionConnection, Int32StringReceiver):
             self.resetTimeout()
         return position + taken
 
-    def stringReceived(self, frame: bytes) -> None:
+    def _frame_received(self, frame: bytes) -> None:
         # The idle timer restarts on whole frames only, so a client trickling bytes is idle.
         self.resetTimeout()
         self._frames.append(frame)
@@ -274,7 +274,7 @@ class ThriftProtocol(SessionConnection, Int32StringReceiver):
             header = read_header(bytes(skipped.head))[0]
         except MalformedFrame:
             header = MessageHeader(b"", TMessageType.CALL, 0)
-        message = f"a frame of {skipped.length} bytes is larger than the limit of {self.MAX_LENGTH}"
+        message = f"a frame of {skipped.length} bytes is larger than the limit of {self._max_frame}"
         self._send(encode_exception(header, TApplicationException.PROTOCOL_ERROR, message))
 
 
