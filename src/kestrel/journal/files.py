@@ -103,11 +103,9 @@ def settle_files(directory: str, queue: str, filenames: Iterable[str]) -> list[s
     for filename in filenames:
         if filename.startswith(temp_prefix):
             os.remove(os.path.join(directory, filename))
-    rotated, packs = _rotated_and_packs(queue, filenames)
-    for pack_timestamp in sorted(packs):
-        replaced = [rotated.pop(t) for t in sorted(rotated) if t <= pack_timestamp]
-        rotated[pack_timestamp] = install_pack(directory, queue, pack_timestamp, replaced)
-    return [rotated[timestamp] for timestamp in sorted(rotated)] + [queue]
+    return _in_replay_order(
+        queue, filenames, lambda pack_timestamp, pack, replaced: install_pack(directory, queue, pack_timestamp, replaced)
+    )
 
 
 def replay_order(queue: str, filenames: Iterable[str]) -> list[str]:
@@ -116,16 +114,15 @@ def replay_order(queue: str, filenames: Iterable[str]) -> list[str]:
     they have now: a pack not yet installed in place of the rotated files it replaces. Like
     `settle_files`, but it changes nothing: for reading a spool that a server may be using.
     """
-    rotated, packs = _rotated_and_packs(queue, filenames)
-    for pack_timestamp in sorted(packs):
-        for timestamp in [t for t in rotated if t <= pack_timestamp]:
-            del rotated[timestamp]
-        rotated[pack_timestamp] = packs[pack_timestamp]
-    return [rotated[timestamp] for timestamp in sorted(rotated)] + [queue]
+    return _in_replay_order(queue, filenames, lambda pack_timestamp, pack, replaced: pack)
 
 
-def _rotated_and_packs(queue: str, filenames: Iterable[str]) -> tuple[dict[int, str], dict[int, str]]:
-    """The queue's rotated files and packs among `filenames`, by timestamp."""
+def _in_replay_order(queue: str, filenames: Iterable[str], place_pack: Callable[[int, str, list[str]], str]) -> list[str]:
+    """
+    The queue's rotated files by timestamp, then ``q``. Each pack ``q.<T>.pack`` (ascending
+    T) replaces every rotated file with t <= T, earlier packs included; `place_pack(T, pack,
+    replaced)` gives the name it is replayed under.
+    """
     rotated: dict[int, str] = {}
     packs: dict[int, str] = {}
     for filename in filenames:
@@ -133,7 +130,10 @@ def _rotated_and_packs(queue: str, filenames: Iterable[str]) -> tuple[dict[int, 
             rotated[timestamp] = filename
         elif (timestamp := _pack_timestamp(queue, filename)) is not None:
             packs[timestamp] = filename
-    return rotated, packs
+    for pack_timestamp in sorted(packs):
+        replaced = [rotated.pop(t) for t in sorted(rotated) if t <= pack_timestamp]
+        rotated[pack_timestamp] = place_pack(pack_timestamp, packs[pack_timestamp], replaced)
+    return [rotated[timestamp] for timestamp in sorted(rotated)] + [queue]
 
 
 def install_pack(directory: str, queue: str, pack_timestamp: int, replaced: Iterable[str]) -> str:
