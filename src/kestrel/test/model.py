@@ -829,6 +829,7 @@ class ModelMachine(RuleBasedStateMachine):
             # Raised inside the protocol, which answers an internal error: _serve raises it again.
             self.client_failure = EngineFailure(f"a client added to {name} while the writer was behind, before it ran a batch")
             raise self.client_failure
+        unwritten = self.writer.unwritten_bytes
         with self._call():
             wanted = self.model.add(name, data, expiry)
             got = self.collection.add(name, data, expiry)
@@ -837,7 +838,10 @@ class ModelMachine(RuleBasedStateMachine):
         if client:
             self.adds.append(got)
             queue_config = self.config.queue_config(name)
-            waits = got and queue_config.keep_journal and queue_config.sync_journal != 0
+            # Only an add that journaled something waits (a fanout_only master with no child,
+            # a queue that keeps no journal, write nothing).
+            journaled = self.writer.unwritten_bytes > unwritten
+            waits = got and journaled and queue_config.sync_journal != 0
             self.behind_at = self.runner.batches if waits and self.writer.behind(queue_config.sync_journal) else None
             if self.behind_at is not None:
                 COUNTS["client adds while behind"] += 1
