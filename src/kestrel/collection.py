@@ -312,9 +312,6 @@ class QueueCollection(Service):
 
     # Stats
 
-    def children(self, name: str) -> list[str]:
-        return list(self._children.get(name, ()))
-
     def current_items(self) -> int:
         return sum(queue.items for queue in self._queues.values())
 

@@ -129,10 +129,6 @@ def _encode_xid_item(op: int, xid: int, data: bytes, add_time: int, expiry: int)
     return _XID_ITEM_HEADER.pack(op, xid, len(data) + _ITEM_TIMES_SIZE, add_time, expiry) + data
 
 
-def encode_remove() -> bytes:
-    return REMOVE_BYTES
-
-
 def encode_remove_tentative(xid: int) -> bytes:
     """A transactional remove (open) as 2.x writes it: REMOVE_TENTATIVE_XID, not the legacy op 3."""
     return _XID_RECORD.pack(REMOVE_TENTATIVE_XID, xid)
@@ -144,10 +140,6 @@ def encode_unremove(xid: int) -> bytes:
 
 def encode_confirm_remove(xid: int) -> bytes:
     return _XID_RECORD.pack(CONFIRM_REMOVE, xid)
-
-
-def encode_save_xid(xid: int) -> bytes:
-    return _XID_RECORD.pack(SAVE_XID, xid)
 
 
 def encode(record: Record) -> bytes:

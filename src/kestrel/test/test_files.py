@@ -193,7 +193,7 @@ def test_read_records_reads_a_record_many_chunks_long(tmp_path):
     big_item = bytes(range(256)) * 40
     journal = tmp_path / "q"
     journal.write_bytes(
-        records.encode_remove() + records.encode_addx(big_item, ADD_TIME_MS, 0) + records.encode_remove()
+        records.REMOVE_BYTES + records.encode_addx(big_item, ADD_TIME_MS, 0) + records.REMOVE_BYTES
     )
     assert [record for record, _ in read_records(str(journal), chunk_size=16)] == [
         Record(records.REMOVE),

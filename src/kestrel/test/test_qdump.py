@@ -6,6 +6,7 @@ import pytest
 
 from kestrel import command
 from kestrel.journal import records
+from kestrel.journal.records import SAVE_XID, Record, encode
 from kestrel.tools import qdump
 
 NOW_MS = 1_700_000_000_000
@@ -32,7 +33,7 @@ def test_each_operation_of_a_2x_journal(tmp_path):
         records.encode_addx(b"hello", NOW_MS, 0),  # 26 bytes
         records.encode_addx(b"world!", NOW_MS, NOW_MS + 30_000),  # 27
         records.encode_remove_tentative(1),  # 5
-        records.encode_remove(),  # 1
+        records.REMOVE_BYTES,  # 1
         records.encode_unremove(1),
         records.encode_remove_tentative(2),
         records.encode_confirm_remove(2),
@@ -62,7 +63,7 @@ def test_legacy_records_and_open_transactions(tmp_path):
         tmp_path,
         records.encode(records.Record(records.ADD, data=b"abc", expiry=0)),
         records.encode(records.Record(records.ADD_XID, xid=9, data=b"defg")),
-        records.encode_save_xid(6),
+        encode(Record(SAVE_XID, xid=6)),
         records.encode(records.Record(records.REMOVE_TENTATIVE)),
         records.encode_remove_tentative(8),
     )
@@ -118,7 +119,7 @@ def test_an_empty_journal(tmp_path):
 
 
 def test_exit_codes(tmp_path, capsys):
-    good = journal(tmp_path, records.encode_remove(), name="good")
+    good = journal(tmp_path, records.REMOVE_BYTES, name="good")
     broken = journal(tmp_path, bytes([42]), name="broken")
     assert command.main(["dump", good]) == 0
     assert command.main(["dump", good, broken]) == 1

@@ -96,21 +96,20 @@ def test_specialised_encoders_match_generic_encoder():
     assert records.encode_continue(7, b"item", ADD_TIME_MS, 0) == encode(
         Record(CONTINUE, xid=7, data=b"item", add_time=ADD_TIME_MS)
     )
-    assert records.encode_remove() == records.REMOVE_BYTES == encode(Record(REMOVE)) == b"\x01"
+    assert records.REMOVE_BYTES == encode(Record(REMOVE)) == b"\x01"
     assert records.encode_remove_tentative(7) == encode(Record(REMOVE_TENTATIVE_XID, xid=7))
     assert records.encode_unremove(7) == encode(Record(UNREMOVE, xid=7))
     assert records.encode_confirm_remove(7) == encode(Record(CONFIRM_REMOVE, xid=7))
-    assert records.encode_save_xid(7) == encode(Record(SAVE_XID, xid=7))
 
 
 def test_journal_byte_counts_from_spec():
     add_11_bytes = records.encode_addx(b"x" * 11, ADD_TIME_MS, 0)
     assert len(add_11_bytes) == 32
-    assert len(add_11_bytes + records.encode_remove()) == 33
+    assert len(add_11_bytes + records.REMOVE_BYTES) == 33
     first_second_remove = (
         records.encode_addx(b"first", ADD_TIME_MS, 0)
         + records.encode_addx(b"second", ADD_TIME_MS, 0)
-        + records.encode_remove()
+        + records.REMOVE_BYTES
     )
     assert len(first_second_remove) == 54
     assert len(records.encode_addx(b"x" * 8192, ADD_TIME_MS, 0)) == 8213
@@ -145,7 +144,7 @@ def test_legacy_add_expiry_is_read_in_seconds():
 
 
 def test_decodes_from_memoryview_at_an_offset():
-    journal = records.encode_remove() + records.encode_addx(b"item", ADD_TIME_MS, 0)
+    journal = records.REMOVE_BYTES + records.encode_addx(b"item", ADD_TIME_MS, 0)
     record, end = decode(memoryview(journal), 1)
     assert (record, end) == (Record(ADDX, data=b"item", add_time=ADD_TIME_MS), len(journal))
     assert type(record.data) is bytes
