@@ -2,9 +2,9 @@
 PersistentQueue: a strict FIFO of items, held in memory and journaled to disk.
 
 A queue whose contents outgrow `max_memory_size` keeps only its head in memory and reads
-the rest back from its journal as the head drains ("read-behind"). Reads that open a
-transaction move the item to a table of open reads under a per-queue id (xid) until the
-client confirms or aborts it.
+the rest back from its journal as the head drains (`kestrel.read_behind`). Reads that open
+a transaction move the item to a table of open reads under a per-queue id (xid) until the
+client confirms or aborts it. Its journal is kept small by `kestrel.upkeep`.
 """
 
 from __future__ import annotations
@@ -12,24 +12,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from kestrel.config import QueueConfig
 from kestrel.journal import records
-from kestrel.journal.disk import UnreadableJournal
 from kestrel.journal.journal import Journal
+from kestrel.read_behind import ReadBehind, ReadItems
+from kestrel.upkeep import Checkpoint, JournalUpkeep
 from kestrel.waiters import DeadlineWaitQueue
 
 MAX_XID = 2**31 - 1
-PLACEHOLDER_BYTES = records.record_size(records.ADDX)
-# A read-behind refill that fails for a reason that may pass (an I/O error) is tried again
-# after the first delay, doubling up to the second.
-REFILL_RETRY_DELAYS = (1.0, 60.0)
 
 
 class QueueUnavailable(Exception):
@@ -59,25 +55,6 @@ class Item:
         return f"<Item {self.data[:20]!r} seq={self.seq} xid={self.xid}>"
 
 
-class Checkpoint(NamedTuple):
-    """
-    The queue as it stood when the journal file `serial` was rotated away during
-    read-behind: its open reads and the seqs of its items, head first. Once the read-behind
-    cursor has passed that file, every file up to it is replaced by this state; items
-    consumed since then become placeholders, which the records in later files consume
-    again on replay.
-
-    Items leave only from the head and aborted ones return to it, so a queue is a few
-    returned items followed by a run of consecutive seqs (in memory, then on disk): the
-    checkpoint is that short list and one range, however deep the queue.
-    """
-
-    serial: int
-    opens: list[tuple[int, Item]]
-    returned_seqs: list[int]
-    seqs: range
-
-
 class PersistentQueue:
     log = Logger()
 
@@ -100,20 +77,18 @@ class PersistentQueue:
         self.items = 0
         self.bytes = 0
         self.memory_bytes = 0
-        self._disk_items = 0
-        self._next_disk_seq = 0
         self._next_seq = 1
         self._xid = 0
-        self._refilling = False
-        self._refill_retry = None
-        self._refill_delay = REFILL_RETRY_DELAYS[0]
         self._replaying = False
-        self._reader_generation = 0
-        self._checkpoints: deque[Checkpoint] = deque()
-        # How many items at the head of memory came back from aborted reads (see Checkpoint).
+        # How many items at the head of memory came back from aborted reads (see kestrel.upkeep.Checkpoint).
         self._returned_at_head = 0
-        self._rewrites_allowed_at = 0.0
         self._last_removed_add_time = 0
+        self._read_behind = ReadBehind(
+            name, journal, clock, self.waiters,
+            room=lambda: self.config.max_memory_size - self.memory_bytes,
+            loaded=self._refilled, unreadable=self._disk_unreadable,
+        )
+        self._upkeep = JournalUpkeep(name, journal, clock)
         self.created_at = clock.seconds()
 
         self.total_items = 0
@@ -123,11 +98,8 @@ class PersistentQueue:
         self.transactions = 0
         self.canceled_transactions = 0
         self.total_flushes = 0
-        self.journal_rewrites = 0
-        self.journal_rotations = 0
         self.get_hits = 0
         self.get_misses = 0
-        self.read_behind_errors = 0
         self.lost_items = 0
 
     def __repr__(self) -> str:
@@ -145,10 +117,39 @@ class PersistentQueue:
 
     @property
     def reading_behind(self) -> bool:
-        return self.journal.reading_behind
+        return self._read_behind.active
+
+    @property
+    def journal_rewrites(self) -> int:
+        return self._upkeep.rewrites
+
+    @property
+    def journal_rotations(self) -> int:
+        return self._upkeep.rotations
+
+    @property
+    def read_behind_errors(self) -> int:
+        return self._read_behind.errors
 
     def open_xids(self) -> list[int]:
         return list(self._open)
+
+    def open_reads(self) -> list[tuple[int, Item]]:
+        """(xid, item) of each open read, oldest first."""
+        return [(xid, item) for xid, (item, _) in self._open.items()]
+
+    def memory(self) -> Sequence[Item]:
+        """The items held in memory, head first."""
+        return self._memory
+
+    def checkpoint(self, serial: int) -> Checkpoint:
+        """The queue as it stands, for the journal file `serial` rotated away during read-behind."""
+        returned = [self._memory[index].seq for index in range(self._returned_at_head)]
+        first = (
+            self._memory[self._returned_at_head].seq if len(self._memory) > self._returned_at_head
+            else self._read_behind.next_seq
+        )
+        return Checkpoint(serial, self.open_reads(), returned, range(first, self._next_seq))
 
     def age_ms(self) -> int:
         """Milliseconds since the add time of the item removed last; 0 when the queue is empty."""
@@ -198,8 +199,7 @@ class PersistentQueue:
         try:
             for record, serial, offset in self.journal.replay(filenames):
                 if serial != previous_serial and previous_serial is not None and self.reading_behind:
-                    # A rotated file ended: its state lets it be packed once the cursor passes it.
-                    self._checkpoints.append(self._checkpoint(previous_serial))
+                    self._upkeep.file_ended(self.checkpoint(previous_serial))
                 previous_serial = serial
                 self._replay_record(record, serial, offset)
         finally:
@@ -211,8 +211,7 @@ class PersistentQueue:
         op = record.op
         if op in (records.ADDX, records.ADD, records.ADD_XID):
             if not self.reading_behind and self.bytes >= self.config.max_memory_size:
-                self.journal.start_reader(serial, offset)
-                self._next_disk_seq = self._next_seq
+                self._read_behind.start(self._next_seq, serial, offset)
             self._store(Item(record.data, record.add_time or self._now_ms(), record.expiry, self._next_seq))
         elif op == records.REMOVE:
             self._replay_take_head()
@@ -262,10 +261,9 @@ class PersistentQueue:
             limit = now + int(config.max_age * 1000)
             expiry = min(expiry, limit) if expiry else limit
         item = Item(data, now if add_time is None else add_time, expiry, self._next_seq)
-        self._check_journal()
+        self._upkeep.after_change(self)
         if not self.reading_behind and self.bytes >= config.max_memory_size and config.keep_journal:
-            self.journal.start_reader()
-            self._next_disk_seq = item.seq
+            self._read_behind.start(item.seq)
         self.journal.append(records.encode_addx(data, item.add_time, expiry))
         self._store(item)
         self.put_bytes += len(data)
@@ -282,7 +280,7 @@ class PersistentQueue:
         self.bytes += size
         self.total_items += 1
         if self.reading_behind:
-            self._disk_items += 1
+            self._read_behind.disk_items += 1
         else:
             self._memory.append(item)
             self.memory_bytes += size
@@ -306,7 +304,7 @@ class PersistentQueue:
             self.journal.append(records.encode_remove_tentative(item.xid))
         else:
             self.journal.append(records.REMOVE_BYTES)
-        self._check_journal()
+        self._upkeep.after_change(self)
         self._fill_from_disk()
         return item
 
@@ -332,9 +330,7 @@ class PersistentQueue:
     def _must_wait(self, deadline: float | None) -> bool:
         if self.closed:
             return False
-        # Items on disk are worth waiting for, unless reading them failed and waits for a retry.
-        from_disk = self._disk_items > 0 and self._refill_retry is None
-        return from_disk or (deadline is not None and deadline > self._clock.seconds())
+        return self._read_behind.worth_waiting or (deadline is not None and deadline > self._clock.seconds())
 
     def _wait(self, transaction: bool, peek: bool, deadline: float | None) -> Deferred:
         waiter = None
@@ -499,12 +495,11 @@ class PersistentQueue:
         self._memory.clear()
         self._returned_at_head = 0
         self.items = self.bytes = self.memory_bytes = 0
-        self._disk_items = 0
         self._leave_read_behind()
         if removed:
             self.journal.append(records.REMOVE_BYTES * removed)
         self.total_flushes += 1
-        self._check_journal()
+        self._upkeep.after_change(self)
 
     # Closing
 
@@ -520,7 +515,7 @@ class PersistentQueue:
         self.waiters.evict_all()
         self._leave_read_behind()
         if rewrite_if_empty and self.config.keep_journal and self.items == 0:
-            self._rewrite()
+            self._upkeep.rewrite(self)
         self.journal.close()
 
     def destroy(self) -> Deferred:
@@ -537,12 +532,12 @@ class PersistentQueue:
         if config.keep_journal != self.journal.keep:
             if config.keep_journal:
                 self.journal.keep = True
-                self._rewrite()
-            elif self._disk_items:
+                self._upkeep.rewrite(self)
+            elif self._read_behind.disk_items:
                 self.log.warn(
                     "queue {queue} keeps its journal: keep_journal = false applies once its {items} items on disk "
                     "are read back into memory, at a later reload",
-                    queue=self.name, items=self._disk_items,
+                    queue=self.name, items=self._read_behind.disk_items,
                 )
                 config = dataclasses.replace(config, keep_journal=True)
             else:
@@ -553,152 +548,49 @@ class PersistentQueue:
         self.config = config
         self.journal.sync_journal = config.sync_journal
 
-    # Journal upkeep: Kestrel's rotate / rewrite rule (doc/compatibility.md §3.7)
-
-    def _check_journal(self) -> None:
-        config = self.config
-        if not config.keep_journal:
-            return
-        journal = self.journal
-        aggressive = not config.disable_aggressive_rewrites
-        if journal.size >= config.default_journal_size and self.items == 0 and (aggressive or self._rewrites_allowed()):
-            self._rewrite()
-            if not aggressive and journal.size >= config.default_journal_size // 2:
-                self._delay_rewrites()
-        elif (
-            self._rewrites_allowed()
-            and journal.size + journal.archived > config.max_journal_size
-            and self.bytes < config.max_memory_size
-            and not self.reading_behind
-        ):
-            self._rewrite()
-            self._delay_rewrites()
-        elif journal.size > config.max_memory_size:
-            if not aggressive and self.items == 0:
-                self._rewrite()
-                if journal.size <= config.max_memory_size:
-                    return
-            serial = journal.rotate()
-            self.journal_rotations += 1
-            self.log.info("rotated journal of {queue}: {archived} bytes in older files", queue=self.name, archived=journal.archived)
-            if self.reading_behind and journal.size + journal.archived > config.max_journal_size:
-                self._checkpoints.append(self._checkpoint(serial))
-
-    def _checkpoint(self, serial: int) -> Checkpoint:
-        returned = [self._memory[index].seq for index in range(self._returned_at_head)]
-        first = self._memory[self._returned_at_head].seq if len(self._memory) > self._returned_at_head else self._next_disk_seq
-        return Checkpoint(serial, [(xid, item) for xid, (item, _) in self._open.items()], returned, range(first, self._next_seq))
-
-    def _rewrites_allowed(self) -> bool:
-        return self._clock.seconds() >= self._rewrites_allowed_at
-
-    def _delay_rewrites(self) -> None:
-        delay = self.config.min_journal_compact_delay
-        if delay:
-            self._rewrites_allowed_at = self._clock.seconds() + delay
-
-    def _rewrite(self) -> None:
-        opens = sorted(((xid, item) for xid, (item, _) in self._open.items()), reverse=True, key=lambda entry: entry[0])
-        self.journal.rewrite(opens, list(self._memory))
-        self._checkpoints.clear()
-        self.journal_rewrites += 1
-        self.log.info("rewrote journal of {queue}: {size} bytes", queue=self.name, size=self.journal.size)
-
-    def _pack_passed_files(self, serial: int) -> None:
-        """Pack every file the read-behind cursor has left behind (it is now in file `serial`)."""
-        if self._replaying:
-            return  # files are not touched until replay is over
-        passed = None
-        while self._checkpoints and self._checkpoints[0].serial < serial:
-            passed = self._checkpoints.popleft()
-        if passed is None:
-            return
-        # A pack writes a placeholder for every item consumed since its checkpoint, about the
-        # whole backlog: wait until it frees at least twice what it writes, or packing would
-        # cost more than it saves on a deep queue.
-        writes = PLACEHOLDER_BYTES * (len(passed.returned_seqs) + len(passed.seqs)) + self.memory_bytes
-        if self.journal.bytes_through(passed.serial) < 2 * writes:
-            self._checkpoints.appendleft(passed)
-            return
-        alive = {item.seq: item for item in self._memory}
-        alive.update((item.seq, item) for item, _ in self._open.values())
-        items = [alive.get(seq) for seq in passed.returned_seqs]
-        items.extend(alive.get(seq) for seq in passed.seqs)
-        self.journal.pack(passed.serial, passed.opens, items)
-        self.log.info("packed journal of {queue}: {size} bytes in older files", queue=self.name, size=self.journal.archived)
-
     # Read-behind
 
-    def _refill_need(self) -> int:
-        return self.config.max_memory_size - self.memory_bytes
-
     def _fill_from_disk(self) -> None:
-        """Ask the writer thread for the next items from disk while memory has room for them."""
-        if self._refilling or self._refill_retry is not None or not self._disk_items or self.memory_bytes >= self.config.max_memory_size:
+        """Bring the next items back from disk while memory has room for them."""
+        if not self._replaying:
+            self._read_behind.refill()
             return
-        if self._replaying:
-            # Replay owns the cursor and reads it on this thread, in journal order.
-            self._load_from_disk(*self.journal.read_items_now(self._refill_need(), self._disk_items))
-            return
-        self._refilling = True
-        generation = self._reader_generation
-        reading = self.journal.read_items(self._refill_need(), self._disk_items)
-        reading.addCallbacks(self._refilled, self._refill_failed, (generation,), errbackArgs=(generation,))
+        # Replay owns the cursor and reads it on this thread, in journal order.
+        read = self._read_behind.read_now()
+        if read is not None:
+            self._load_from_disk(*read)
 
-    def _refilled(self, result: tuple[list[tuple[bytes, int, int]], int], generation: int) -> None:
-        self._refilling = False
-        if generation != self._reader_generation or self.closed:
-            return
-        if self._refill_delay != REFILL_RETRY_DELAYS[0]:
-            self._refill_delay = REFILL_RETRY_DELAYS[0]
-            self.log.info("read-behind of {queue} works again", queue=self.name)
-        loaded = self._load_from_disk(*result)
+    def _refilled(self, found: ReadItems, serial: int) -> None:
+        loaded = self._load_from_disk(found, serial)
         for _ in range(min(loaded, len(self.waiters))):
             self.waiters.trigger()
         self._fill_from_disk()
 
-    def _refill_failed(self, failure: Failure, generation: int) -> None:
-        self._refilling = False
-        if generation != self._reader_generation or self.closed:
-            return
-        self.read_behind_errors += 1
-        if failure.check(UnreadableJournal):
-            # What is left on disk cannot be read: give it up, and write the journal anew
-            # from memory so that it holds exactly what the queue serves.
-            self._lose_disk_items(failure.getErrorMessage())
-            self._rewrite()
-            self.waiters.trigger_all()
-            return
-        delay = self._refill_delay
-        self._refill_delay = min(delay * 2, REFILL_RETRY_DELAYS[1])
-        if delay == REFILL_RETRY_DELAYS[0]:
-            self.log.failure("read-behind of {queue} failed; retrying, every {longest} s at most", failure,
-                             queue=self.name, longest=REFILL_RETRY_DELAYS[1])
-        self._refill_retry = self._clock.callLater(delay, self._retry_refill)
-        # Reads with a deadline wait for it; a read that would wait for the disk alone ends now.
-        self.waiters.evict_undated()
+    def _disk_unreadable(self, reason: str) -> None:
+        """What is left on disk cannot be read: give it up, and write the journal anew from memory."""
+        self._lose_disk_items(reason)
+        self._upkeep.rewrite(self)
+        self.waiters.trigger_all()
 
-    def _retry_refill(self) -> None:
-        self._refill_retry = None
-        self._fill_from_disk()
-
-    def _load_from_disk(self, found: list[tuple[bytes, int, int]], serial: int) -> int:
+    def _load_from_disk(self, found: ReadItems, serial: int) -> int:
         if not found:
             self._lose_disk_items("the journal ended before them")
             return 0
+        seq = self._read_behind.took(len(found))
         for data, add_time, expiry in found:
-            self._memory.append(Item(data, add_time, expiry, self._next_disk_seq))
-            self._next_disk_seq += 1
+            self._memory.append(Item(data, add_time, expiry, seq))
+            seq += 1
             self.memory_bytes += len(data)
-        self._disk_items -= len(found)
-        self._pack_passed_files(serial)
-        if not self._disk_items:
+        if not self._replaying:
+            # Files are not touched until replay is over.
+            self._upkeep.pack_passed_files(serial, self)
+        if not self._read_behind.disk_items:
             self._leave_read_behind()
         return len(found)
 
     def _lose_disk_items(self, reason: str) -> None:
         """The items counted on disk cannot be read: say so, and stop counting them."""
-        lost = self._disk_items
+        lost = self._read_behind.disk_items
         self.log.error(
             "DATA MAY HAVE BEEN LOST: {lost} items of {queue} on disk cannot be read: {reason}",
             queue=self.name, lost=lost, reason=reason,
@@ -706,20 +598,11 @@ class PersistentQueue:
         self.lost_items += lost
         self.items -= lost
         self.bytes = self.memory_bytes
-        self._disk_items = 0
         self._leave_read_behind()
 
     def _leave_read_behind(self) -> None:
-        if self.reading_behind:
-            self.journal.stop_reader()
-            self._reader_generation += 1
-            self._refilling = False
-            self._checkpoints.clear()
-        if self._refill_retry is not None:
-            if self._refill_retry.active():
-                self._refill_retry.cancel()
-            self._refill_retry = None
-            self._refill_delay = REFILL_RETRY_DELAYS[0]
+        self._read_behind.stop()
+        self._upkeep.forget_checkpoints()
 
     def _now_ms(self) -> int:
         return int(self._clock.seconds() * 1000)
