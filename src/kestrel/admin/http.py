@@ -2,12 +2,15 @@
 The admin HTTP service (twisted.web), in the spirit of Kestrel's Ostrich admin port 2223.
 
 Reads are GET (or HEAD):
+  /                                   the live dashboard, a page that polls the JSON reads
+                                      (its files, from the dashboard folder, under /dashboard/)
   /ping, /ping.json                   pong
   /stats, /stats.json, /stats.txt     Kestrel's global and per-queue stats; ?queue=NAME
                                       (repeatable) gives only those queues
   /server_info, /server_info.json     version, uptime, listeners, config path
   /status, /status.json               the server status
   /metrics                            the Prometheus text format
+  /latency.json                       the latency histograms: bounds, counts, count, sum
 Control is POST only: /reload, /shutdown, /quiesce, /status?set=NAME.
 
 A GET on a control path is a 405, an unknown path a 404; every error has a JSON body
@@ -20,6 +23,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from functools import partial
+from importlib.resources import files
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from twisted.logger import Logger
@@ -27,7 +32,7 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from kestrel.admin.metrics import metrics_registry
+from kestrel.admin.metrics import LATENCIES, metrics_registry
 from kestrel.config import ConfigError
 from kestrel.protocols.sending import no_delay
 from kestrel.server import ServerContext
@@ -36,6 +41,19 @@ from kestrel.status import Status, StatusError, StatusNotConfigured
 Handler = Callable[[Request], bytes]
 
 READ_METHODS = (b"GET", b"HEAD")
+
+# The dashboard's files, served as they ship in the package: only these, at "/" for the page
+# and under /dashboard/ for the rest.
+DASHBOARD = files(__package__) / "dashboard"
+DASHBOARD_ASSETS = {
+    "index.html": "text/html; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+# The page runs its own script and reads this service only: no inline script, nothing from
+# elsewhere, and it may not be framed (a framing page could dress it up).
+DASHBOARD_POLICY = "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 
 class AdminError(Exception):
@@ -83,7 +101,11 @@ class AdminResource(Resource):
             "/status": self._status,
             "/status.json": self._status,
             "/metrics": self._metrics,
+            "/latency.json": self._latency,
         }
+        for name, content_type in DASHBOARD_ASSETS.items():
+            path = "/" if name == "index.html" else f"/dashboard/{name}"
+            self._reads[path] = partial(self._asset, (DASHBOARD / name).read_bytes(), content_type)
         self._controls: dict[str, Handler] = {
             "/reload": self._reload,
             "/shutdown": self._shutdown,
@@ -177,6 +199,32 @@ class AdminResource(Resource):
     def _metrics(self, request: Request) -> bytes:
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
         return generate_latest(self.registry)
+
+    def _latency(self, request: Request) -> bytes:
+        """
+        Each histogram as counted since the start: `counts` has one entry more than `bounds`
+        (seconds), the observations above the last bound (JSON has no infinity to name it).
+        """
+        latencies = self.server.latencies
+        report = {}
+        for attribute, _, description in LATENCIES:
+            histogram = getattr(latencies, attribute)
+            report[attribute] = {
+                "description": description,
+                "bounds": list(histogram.bounds),
+                "counts": list(histogram.counts),
+                "count": histogram.count,
+                "sum": histogram.sum,
+            }
+        return json_body(request, report)
+
+    def _asset(self, body: bytes, content_type: str, request: Request) -> bytes:
+        request.setHeader(b"content-type", content_type.encode())
+        request.setHeader(b"content-security-policy", DASHBOARD_POLICY.encode())
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        # Revalidated at each load, so a page opened after an upgrade runs the new script.
+        request.setHeader(b"cache-control", b"no-cache")
+        return body
 
     # Control
 

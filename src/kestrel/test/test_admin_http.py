@@ -6,7 +6,7 @@ import pytest
 from twisted.web.test.requesthelper import DummyRequest
 
 from kestrel.admin import loopback_unless_named
-from kestrel.admin.http import AdminResource
+from kestrel.admin.http import DASHBOARD, AdminResource
 from kestrel.config import load_config
 from kestrel.status import Status
 from kestrel.test.support import ServerHarness
@@ -109,6 +109,61 @@ def test_metrics_are_the_prometheus_text_format(admin, kestrel):
     response = call(admin, "GET", "/metrics")
     assert response.header("content-type").startswith("text/plain; version=")
     assert b'kestrel_queue_items{queue="jobs"} 1.0' in response.body
+
+
+def test_latency_json_has_every_histogram(admin, kestrel):
+    latencies = kestrel.server.latencies
+    latencies.set.observe(0.0002)
+    latencies.set.observe(0.0002)
+    latencies.delivery.observe(7200.0)
+    latencies.fsync_delay.observe(120.0)  # beyond the last bound
+    report = call(admin, "GET", "/latency.json").json()
+    assert list(report) == ["set", "get_hit", "get_miss", "delivery", "fsync_delay"]
+    histogram = report["set"]
+    assert histogram["bounds"] == list(latencies.set.bounds)
+    assert len(histogram["counts"]) == len(histogram["bounds"]) + 1
+    assert histogram["counts"][histogram["bounds"].index(0.00025)] == 2
+    assert (histogram["count"], histogram["sum"]) == (2, pytest.approx(0.0004))
+    assert histogram["description"].startswith("Time to answer a set")
+    assert report["delivery"]["counts"][report["delivery"]["bounds"].index(21600.0)] == 1
+    assert report["fsync_delay"]["counts"][-1] == 1
+    assert report["get_hit"]["count"] == 0
+
+
+def test_the_dashboard_page_is_served_at_the_root(admin):
+    response = call(admin, "GET", "/")
+    assert response.code == 200
+    assert response.header("content-type") == "text/html; charset=utf-8"
+    assert response.header("content-security-policy").startswith("default-src 'self'")
+    assert response.header("x-content-type-options") == "nosniff"
+    page = response.body.decode()
+    assert '<script type="module" src="/dashboard/dashboard.js"></script>' in page
+    # Its script is a file of its own: the policy allows no inline script.
+    assert "<script>" not in page and "onload=" not in page
+
+
+@pytest.mark.parametrize("asset, content_type", [
+    ("dashboard.js", "text/javascript; charset=utf-8"),
+    ("dashboard.css", "text/css; charset=utf-8"),
+    ("favicon.svg", "image/svg+xml"),
+])
+def test_the_dashboard_assets(admin, asset, content_type):
+    response = call(admin, "GET", f"/dashboard/{asset}")
+    assert (response.code, response.header("content-type")) == (200, content_type)
+    assert response.body == (DASHBOARD / asset).read_bytes()
+
+
+@pytest.mark.parametrize("path", ["/dashboard/", "/dashboard/index.html", "/dashboard/../http.py", "/index.html"])
+def test_only_the_known_dashboard_files_are_served(admin, path):
+    response = call(admin, "GET", path)
+    assert response.code == 404
+    assert response.json() == {"error": f"no such endpoint: {path}"}
+
+
+def test_the_dashboard_is_read_only(admin):
+    response = call(admin, "POST", "/")
+    assert response.code == 405
+    assert response.header("allow") == "GET, HEAD"
 
 
 def test_unknown_path_is_a_json_404(admin):

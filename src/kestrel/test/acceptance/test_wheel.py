@@ -1,9 +1,9 @@
 """
 The built wheel carries the twistd plugin (issue 12): a wheel of this source tree, installed
-in a fresh virtualenv, gives a `twistd kestrel` that serves; so does a plain editable install. The virtualenv takes the
-server's dependencies from this test environment (a path file to its site-packages, whose own
-path files are not read, so this checkout stays out of it): the test runs offline, and the
-txkestrel in it is the wheel's alone.
+in a fresh virtualenv, gives a `twistd kestrel` that serves, its admin dashboard included; so
+does a plain editable install. The virtualenv takes the server's dependencies from this test
+environment (a path file to its site-packages, whose own path files are not read, so this
+checkout stays out of it): the test runs offline, and the txkestrel in it is the wheel's alone.
 """
 
 import shutil
@@ -82,5 +82,11 @@ def assert_serves(python: Path, tmp_path: Path, installed_in: Path) -> None:
         client = server.client()
         client.set("jobs", b"installed")
         assert client.get("jobs") == b"installed"
+        # The dashboard's files are package data: the install must have brought them.
+        page = server.admin("GET", "/")
+        assert (page.status, page.content_type) == (200, "text/html; charset=utf-8")
+        for asset in ("dashboard.js", "dashboard.css", "favicon.svg"):
+            assert f"/dashboard/{asset}".encode() in page.body
+            assert server.admin("GET", f"/dashboard/{asset}").status == 200
     finally:
         server.kill()
