@@ -9,6 +9,8 @@ const KEEP_MS = 5 * 60 * 1000;
 const RATE_MS = 5000;
 // Sparklines cost a few SVG nodes each; with thousands of queues only the most backed-up get them.
 const CHARTED = 20;
+// Their size is fixed (the other charts fill their boxes), so drawing them never measures the page.
+const SPARKLINE = { width: 150, height: 28 };
 // A young page's charts span at least this much, so a few samples do not fill the width.
 const MIN_SPAN_MS = 10 * 1000;
 const FETCH_TIMEOUT_MS = 5000;
@@ -255,10 +257,25 @@ function flowPoints(series) {
 function draw(stats, status) {
   const now = history.times.at(-1);
   const period = { from: now - Math.max(now - history.times[0], MIN_SPAN_MS), to: now };
+  for (const [name, histogram] of Object.entries(history.latency.at(-1))) {
+    if (!cards.has(name)) newCard(name, histogram.description);
+  }
+  const sizes = measure();
   drawHeader(stats.server, status);
-  drawServer(period);
+  drawServer(period, sizes);
   drawQueues(stats, period);
-  drawLatency();
+  drawLatency(sizes);
+}
+
+// The size of every chart that fills its box, read before anything is written: a read after a
+// write makes the browser lay the page out again, and with thousands of table rows that costs
+// more than all the rest.
+function measure() {
+  const sizes = new Map();
+  for (const svg of document.querySelectorAll("svg.chart, svg.histogram")) {
+    sizes.set(svg, { width: svg.clientWidth || 300, height: svg.clientHeight || 150 });
+  }
+  return sizes;
 }
 
 function setText(node, text) {
@@ -288,12 +305,14 @@ function drawHeader(server, status) {
   }
 }
 
-function drawServer(period) {
+function drawServer(period, sizes) {
   setText(byId("server-span"), `last ${span(period.to - period.from)}`);
   const server = history.server;
-  timeChart(byId("server-depth"), [{ name: "depth", points: points(server.items), area: true }], period, true);
-  const rates = [{ name: "in", points: points(server.adds) }, { name: "out", points: points(server.removes) }];
-  timeChart(byId("server-rates"), rates, period, true);
+  const depth = byId("server-depth");
+  const rates = byId("server-rates");
+  timeChart(depth, sizes.get(depth), [{ name: "depth", points: points(server.items), area: true }], period, true);
+  const lines = [{ name: "in", points: points(server.adds) }, { name: "out", points: points(server.removes) }];
+  timeChart(rates, sizes.get(rates), lines, period, true);
 }
 
 function drawQueues(stats, period) {
@@ -339,9 +358,12 @@ function drawQueues(stats, period) {
 function newRow(name) {
   const tr = document.createElement("tr");
   tr.dataset.queue = name;
+  // Roles, as the rows are laid out as grids rather than as a table (see dashboard.css).
+  tr.setAttribute("role", "row");
   const cell = (className) => {
     const td = document.createElement("td");
     td.className = className;
+    td.setAttribute("role", "cell");
     tr.append(td);
     return td;
   };
@@ -353,7 +375,8 @@ function newRow(name) {
     row[key] = cell("number");
   }
   for (const key of ["depthChart", "flowChart"]) {
-    row[key] = svgNode("svg", { class: "spark", "data-chart": key === "depthChart" ? "queue-depth" : "queue-flow" });
+    const chart = key === "depthChart" ? "queue-depth" : "queue-flow";
+    row[key] = svgNode("svg", { class: "spark", "data-chart": chart, ...SPARKLINE });
     cell("chart-cell").append(row[key]);
   }
   rows.set(name, row);
@@ -379,12 +402,12 @@ function fillRow(row, entry, stats) {
 
 function chartRow(row, series, period) {
   const { adds, removes } = flowPoints(series);
-  timeChart(row.depthChart, [{ name: "depth", points: points(series.items), area: true }], period, false);
-  timeChart(row.flowChart, [{ name: "in", points: adds }, { name: "out", points: removes }], period, false);
+  timeChart(row.depthChart, SPARKLINE, [{ name: "depth", points: points(series.items), area: true }], period, false);
+  timeChart(row.flowChart, SPARKLINE, [{ name: "in", points: adds }, { name: "out", points: removes }], period, false);
   row.charted = true;
 }
 
-function drawLatency() {
+function drawLatency(sizes) {
   const latest = history.latency.at(-1);
   const oldest = history.latency[0];
   const windowed = Object.keys(latest).some((name) => latest[name].count > oldest[name].count);
@@ -393,8 +416,8 @@ function drawLatency() {
   setText(byId("latency-span"), `${note}; bar heights on a log scale`);
   for (const [name, histogram] of Object.entries(latest)) {
     const counts = windowed ? histogram.counts.map((count, index) => count - oldest[name].counts[index]) : histogram.counts;
-    const card = cards.get(name) ?? newCard(name, histogram.description);
-    drawHistogram(card, histogram.bounds, counts);
+    const card = cards.get(name);
+    drawHistogram(card, sizes.get(card.chart), histogram.bounds, counts);
   }
 }
 
@@ -436,7 +459,7 @@ function quantile(bounds, counts, q) {
   return null;
 }
 
-function drawHistogram(card, bounds, counts) {
+function drawHistogram(card, size, bounds, counts) {
   const total = counts.reduce((sum, count) => sum + count, 0);
   const marks = [["p50", quantile(bounds, counts, 0.5)], ["p99", quantile(bounds, counts, 0.99)]];
   const figures = [["n", integer.format(total)], ...marks.map(([label, mark]) => [label, mark?.text ?? "–"])];
@@ -449,7 +472,7 @@ function drawHistogram(card, bounds, counts) {
   }));
 
   const svg = card.chart;
-  const { width, height } = frame(svg);
+  const { width, height } = frame(svg, size);
   const pad = { left: 6, right: 6, top: 14, bottom: 16 };
   const slot = (width - pad.left - pad.right) / counts.length;
   const base = height - pad.bottom;
@@ -507,11 +530,10 @@ function svgNode(tag, attributes = {}, text = null) {
   return node;
 }
 
-function frame(svg) {
-  const width = svg.clientWidth || 300;
-  const height = svg.clientHeight || 150;
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  return { width, height };
+// Chart coordinates are the element's pixels.
+function frame(svg, size) {
+  svg.setAttribute("viewBox", `0 0 ${size.width} ${size.height}`);
+  return size;
 }
 
 // The smallest of 1, 2, 2.5 and 5 times a power of ten not below `value`: a round axis top.
@@ -523,8 +545,8 @@ function roundUp(value) {
 
 // Lines of [time, value] points over the period, from zero up. With axes: a grid, value labels
 // on the left and times (relative to now) below; without, a bare sparkline.
-function timeChart(svg, lines, period, axes) {
-  const { width, height } = frame(svg);
+function timeChart(svg, size, lines, period, axes) {
+  const { width, height } = frame(svg, size);
   const pad = axes ? { left: 46, right: 10, top: 8, bottom: 18 } : { left: 1, right: 1, top: 2, bottom: 2 };
   const top = roundUp(Math.max(0, ...lines.flatMap((line) => line.points.map(([, value]) => value))));
   const x = (time) => pad.left + ((time - period.from) / (period.to - period.from)) * (width - pad.left - pad.right);
