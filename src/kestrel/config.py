@@ -152,6 +152,11 @@ class ServerConfig:
     memcache_flush_all_reply: str = "kestrel"
     manhole_listen: str = ""
     manhole_authorized_keys: str | None = None
+    # ZooKeeper server sets (doc/fleet.md): off while no hosts are named.
+    zookeeper_hosts: str = ""
+    zookeeper_path_prefix: str = ""
+    zookeeper_session_timeout: float = 10.0
+    zookeeper_advertise_host: str | None = None
     default_queue: QueueConfig = QueueConfig()
     queue_overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -325,7 +330,58 @@ def manhole_option_parsers(base_dir: str) -> dict[str, Parser]:
     return {"listen": _endpoint, "authorized_keys": partial(_absolute_path, base_dir=base_dir)}
 
 
-_TABLES = ("server", "manhole", "default", "queues", "aliases")
+def _zookeeper_hosts(value: object) -> str:
+    """`host:port[,host:port...]`, the ensemble kazoo connects to (the path prefix is a key of its own)."""
+    hosts = _string(value)
+    for host in hosts.split(","):
+        name, colon, port = host.strip().rpartition(":")
+        if not (name and colon and port.isdigit() and 0 < int(port) <= 65535) or "/" in host:
+            raise ValueError(f"expected 'host:port' or 'host:port,host:port', got {value!r}")
+    return ",".join(host.strip() for host in hosts.split(","))
+
+
+def _zookeeper_path(value: object) -> str:
+    path = _string(value)
+    if not path.startswith("/") or path.endswith("/") or "//" in path:
+        raise ValueError(f"expected an absolute ZooKeeper path such as '/kestrel/prod', got {value!r}")
+    return path
+
+
+def _positive_duration(value: object) -> float:
+    seconds = _finite_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"expected a duration above 0, got {value!r}")
+    return seconds
+
+
+def _host(value: object) -> str:
+    host = _string(value).strip()
+    if not host or any(character.isspace() or character in "/," for character in host):
+        raise ValueError(f"expected a host name or address, got {value!r}")
+    return host
+
+
+ZOOKEEPER_OPTION_PARSERS: Mapping[str, Parser] = MappingProxyType(
+    {
+        "hosts": _zookeeper_hosts,
+        "path_prefix": _zookeeper_path,
+        "session_timeout": _positive_duration,
+        "advertise_host": _host,
+    }
+)
+
+
+def _parse_zookeeper(table: Mapping[str, object], source: str) -> dict[str, object]:
+    """The ``[zookeeper]`` table as ``zookeeper_<key>`` fields; a table there needs hosts and path_prefix."""
+    zookeeper = _parse_table(table, ZOOKEEPER_OPTION_PARSERS, source, "zookeeper")
+    if zookeeper:
+        for required in ("hosts", "path_prefix"):
+            if required not in zookeeper:
+                raise _config_error(source, "zookeeper", required, "missing (required when [zookeeper] is there)")
+    return {f"zookeeper_{key}": value for key, value in zookeeper.items()}
+
+
+_TABLES = ("server", "manhole", "zookeeper", "default", "queues", "aliases")
 
 
 def _toml_key(key: str) -> str:
@@ -348,10 +404,14 @@ LISTEN_OPTIONS: Mapping[str, tuple[str, str]] = MappingProxyType(
 )
 
 
-def listen_error(config: ServerConfig, field: str, reason: str) -> ConfigError:
-    """What is wrong with a listener's endpoint (``field`` of LISTEN_OPTIONS), worded like any bad value."""
-    table, key = LISTEN_OPTIONS[field]
+def option_error(config: ServerConfig, table: str, key: str, reason: str) -> ConfigError:
+    """What is wrong with an option found only at start, worded like any bad value."""
     return _config_error(config.config_path or "<config>", table, key, reason)
+
+
+def listen_error(config: ServerConfig, field: str, reason: str) -> ConfigError:
+    """What is wrong with a listener's endpoint (``field`` of LISTEN_OPTIONS)."""
+    return option_error(config, *LISTEN_OPTIONS[field], reason)
 
 
 def _parse_table(
@@ -414,6 +474,7 @@ def parse_config(document: dict, path: str | None, base_dir: str) -> ServerConfi
     return ServerConfig(
         **server,
         **{f"manhole_{key}": value for key, value in manhole.items()},
+        **_parse_zookeeper(tables["zookeeper"], source),
         config_path=os.path.abspath(path) if path is not None else None,
         default_queue=QueueConfig(**default),
         queue_overrides=_parse_queue_overrides(tables["queues"], source),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import os
+from typing import Callable
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -77,12 +78,17 @@ class ServerStatus:
         self._clock = clock
         self._grace_period = grace_period
         self._pending = None
+        self._watchers: list[Callable[[Status], None]] = []
         self.current = self._restore(Status.parse(default))
         self._enforce(self.current)
 
     @property
     def configured(self) -> bool:
         return self.path is not None
+
+    def watch(self, watcher: Callable[[Status], None]) -> None:
+        """Call `watcher` with the new status after each change of the reported status."""
+        self._watchers.append(watcher)
 
     def set(self, name: str) -> Status:
         """Change the status by name; returns the status now reported."""
@@ -132,9 +138,12 @@ class ServerStatus:
         # Saved first: a status that cannot be saved (OSError) leaves everything as it was.
         if self.path is not None:
             self._save(status)
-        if status is not self.current:
-            self.log.info("server status changes from {old} to {new}", old=self.current.display, new=status.display)
+        if status is self.current:
+            return
+        self.log.info("server status changes from {old} to {new}", old=self.current.display, new=status.display)
         self.current = status
+        for watcher in self._watchers:
+            watcher(status)
 
     def _save(self, status: Status) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)

@@ -3,7 +3,8 @@
 
 The tree starts in order and stops in reverse: the journal writer first (and last, so
 that it drains everything the queues wrote), then the queue collection (which replays
-every journal before anyone can connect), then the listeners.
+every journal before anyone can connect), then the listeners, then the ZooKeeper server-set
+membership, which a clean shutdown leaves before the listeners close.
 
 A config that cannot be used stops the start with one line on stderr, naming the file, the
 table and the key, and exit status 1: a bad value when the options are parsed, a listener that
@@ -16,6 +17,8 @@ import signal
 import sys
 
 from twisted.application.service import MultiService
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import succeed
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -23,13 +26,14 @@ from kestrel.admin import loopback_unless_named
 from kestrel.admin.http import admin_site
 from kestrel.admin.manhole import manhole_factory, manhole_namespace
 from kestrel.collection import QueueCollection
-from kestrel.config import ConfigError, ServerConfig, listen_error, load_config
+from kestrel.config import ConfigError, ServerConfig, listen_error, load_config, option_error
 from kestrel.journal.writer import JournalWriter
 from kestrel.listener import ListenFailed, ListenerService
 from kestrel.protocols.memcache import MemcacheFactory
 from kestrel.protocols.text import TextFactory
 from kestrel.protocols.thrift.protocol import ThriftFactory
 from kestrel.server import ServerContext
+from kestrel.serverset import AdvertiseError, ServerSetService, advertised_endpoints, machine_address
 
 
 class StartFailed(SystemExit, Exception):
@@ -92,6 +96,11 @@ class KestrelService(MultiService):
         self.writer.batch_observer = self.server.latencies.fsync_delay.observe
         self._listen("admin_listen", loopback_unless_named(config.admin_listen), admin_site(self.server))
         self._listen_manhole(config)
+        self.serverset: ServerSetService | None = None
+        self._announced: dict[str, tuple[str, int]] = {}
+        if config.zookeeper_hosts:
+            self.serverset = ServerSetService(config, self.server.status, lambda: self._announced, reactor)
+            self.serverset.setServiceParent(self)
 
     def _listen(self, option: str, description: str, factory) -> None:
         """A listener for the ServerConfig field ``option`` ("memcache_listen"), unless it is off."""
@@ -132,6 +141,25 @@ class KestrelService(MultiService):
                 listener.stopService()
             error = listen_error(self.config, self._listen_options[failure.listener], str(failure))
             raise _start_failed(str(error)) from None
+        if self.serverset is not None:
+            self._announce_listeners()
+
+    def _announce_listeners(self) -> None:
+        """What the server sets will announce; a listener no other machine can reach stops the start."""
+        bound = []
+        for listener in self.listeners:
+            address = listener.port.getHost() if listener.port is not None else None
+            if isinstance(address, (IPv4Address, IPv6Address)):
+                bound.append((listener.protocol, address.host, address.port))
+        config = self.config
+        try:
+            self._announced = advertised_endpoints(
+                bound, config.zookeeper_advertise_host, lambda: machine_address(config.zookeeper_hosts)
+            )
+        except AdvertiseError as error:
+            for listener in self.listeners:
+                listener.stopService()
+            raise _start_failed(str(option_error(config, "zookeeper", "advertise_host", str(error)))) from None
 
     def startService(self) -> None:
         super().startService()
@@ -147,7 +175,9 @@ class KestrelService(MultiService):
         # A server taken out of service first (read-only, quiescent) compacts its empty queues.
         self.collection.rewrite_empty_on_close = not self.server.status.current.writable
         self.server.status.shut_down()
-        return super().stopService()
+        leaving = self.serverset.leave() if self.serverset is not None else succeed(None)
+        leaving.addCallback(lambda _: super(KestrelService, self).stopService())
+        return leaving
 
     def _hangup(self, signum, frame) -> None:
         self._reactor.callFromThread(self._reload)

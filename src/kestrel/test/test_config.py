@@ -9,6 +9,7 @@ import pytest
 from kestrel.config import (
     QUEUE_OPTION_PARSERS,
     LISTEN_OPTIONS,
+    ZOOKEEPER_OPTION_PARSERS,
     ConfigError,
     QueueConfig,
     ServerConfig,
@@ -101,7 +102,11 @@ def test_invalid_queue_names(name):
 def test_option_parsers_cover_every_field():
     queue_fields = {f.name for f in dataclasses.fields(QueueConfig)}
     server_fields = {f.name for f in dataclasses.fields(ServerConfig) if f.init}
-    from_tables = set(server_option_parsers("/")) | {f"manhole_{key}" for key in manhole_option_parsers("/")}
+    from_tables = (
+        set(server_option_parsers("/"))
+        | {f"manhole_{key}" for key in manhole_option_parsers("/")}
+        | {f"zookeeper_{key}" for key in ZOOKEEPER_OPTION_PARSERS}
+    )
     assert set(QUEUE_OPTION_PARSERS) == queue_fields
     assert from_tables == server_fields - {"config_path", "default_queue", "queue_overrides", "aliases"}
 
@@ -245,6 +250,29 @@ def test_load_config_resolves_paths_against_the_file(tmp_path):
         ("bogus_key = 1", "[server] bogus_key: unknown option"),
         ("[bogus]", "[bogus]: unknown table"),
         ("[manhole]\nport = 1", "[manhole] port: unknown option"),
+        ("[zookeeper]\nhosts = 'zk:2181'\npath_prefix = '/k'\nport = 1", "[zookeeper] port: unknown option"),
+        ("[zookeeper]\npath_prefix = '/k'", "[zookeeper] hosts: missing (required when [zookeeper] is there)"),
+        ("[zookeeper]\nhosts = 'zk:2181'", "[zookeeper] path_prefix: missing (required when [zookeeper] is there)"),
+        (
+            "[zookeeper]\nhosts = 'zk'\npath_prefix = '/k'",
+            "[zookeeper] hosts: expected 'host:port' or 'host:port,host:port', got 'zk'",
+        ),
+        (
+            "[zookeeper]\nhosts = 'zk:2181/chroot'\npath_prefix = '/k'",
+            "[zookeeper] hosts: expected 'host:port' or 'host:port,host:port', got 'zk:2181/chroot'",
+        ),
+        (
+            "[zookeeper]\nhosts = 'zk:2181'\npath_prefix = 'kestrel/'",
+            "[zookeeper] path_prefix: expected an absolute ZooKeeper path such as '/kestrel/prod', got 'kestrel/'",
+        ),
+        (
+            "[zookeeper]\nhosts = 'zk:2181'\npath_prefix = '/k'\nsession_timeout = 0",
+            "[zookeeper] session_timeout: expected a duration above 0, got 0",
+        ),
+        (
+            "[zookeeper]\nhosts = 'zk:2181'\npath_prefix = '/k'\nadvertise_host = 'a b'",
+            "[zookeeper] advertise_host: expected a host name or address, got 'a b'",
+        ),
         ("[queues.jobs]\nmax_itemz = 1", "[queues.jobs] max_itemz: unknown option"),
         ("[queues.jobs]\nmax_items = 'ten'", "[queues.jobs] max_items: expected a non-negative integer, got 'ten'"),
         ("[queues.jobs]\nmax_items = -1", "[queues.jobs] max_items: expected a non-negative integer, got -1"),
@@ -393,3 +421,17 @@ def test_the_shipped_config_serves_this_machine_only():
 def test_a_systemd_socket_is_checked_by_its_form_since_systemd_passes_it_at_start():
     config = parse_config({"server": {"queue_path": "spool", "memcache_listen": "systemd:domain=INET6:index=2"}}, None, "/")
     assert config.memcache_listen == "systemd:domain=INET6:index=2"
+
+
+def test_zookeeper_table():
+    config = parse(
+        "[zookeeper]\nhosts = 'zk1:2181, zk2:2181'\npath_prefix = '/kestrel/prod'\n"
+        "session_timeout = '4s'\nadvertise_host = 'queue-7.example'"
+    )
+    assert (config.zookeeper_hosts, config.zookeeper_path_prefix) == ("zk1:2181,zk2:2181", "/kestrel/prod")
+    assert (config.zookeeper_session_timeout, config.zookeeper_advertise_host) == (4.0, "queue-7.example")
+
+
+def test_no_zookeeper_table_means_no_server_sets():
+    config = parse("")
+    assert (config.zookeeper_hosts, config.zookeeper_advertise_host) == ("", None)

@@ -254,3 +254,14 @@ def test_a_failed_save_during_a_grace_period_keeps_the_pending_change(path, cloc
     assert status.current is Status.READONLY
     clock.advance(GRACE)
     assert enforced(status) == (True, False)
+
+
+def test_watchers_hear_each_change_of_the_reported_status(path, clock):
+    status = make(path, clock)
+    heard = []
+    status.watch(heard.append)
+    status.set("readonly")  # reported at once, enforced after the grace period
+    status.set("readonly")
+    clock.advance(GRACE)
+    status.set("up")
+    assert heard == [Status.READONLY, Status.UP]

@@ -1,6 +1,8 @@
 import pytest
 
 from kestrel.load.process import KestrelProcess, write_config
+from kestrel.test.zookeeper import ZooKeeperServer
+from kestrel.test.zookeeper import missing as zookeeper_missing
 
 
 @pytest.fixture
@@ -21,3 +23,14 @@ def make_server(tmp_path):
 @pytest.fixture
 def kestrel(make_server):
     return make_server()
+
+
+@pytest.fixture
+def zookeeper(tmp_path):
+    """A real ZooKeeper on a loopback port, stopped after the test."""
+    reason = zookeeper_missing()
+    if reason is not None:
+        pytest.skip(f"ZooKeeper cannot run here: {reason}")
+    server = ZooKeeperServer(tmp_path / "zookeeper").start()
+    yield server
+    server.stop()

@@ -69,3 +69,11 @@ def test_a_port_that_is_taken_stops_the_start(tmp_path, taken_port, key, server,
 def test_a_bad_endpoint_stops_the_start(tmp_path, key, server, queues):
     result = start(tmp_path, server, queues)
     assert_stopped_with_one_line(result, key, "expected an endpoint")
+
+
+def test_a_server_set_member_on_loopback_without_advertise_host_does_not_start(tmp_path):
+    # Refused before ZooKeeper is asked anything: no ZooKeeper needs to run.
+    result = start(tmp_path, queues='[zookeeper]\nhosts = "127.0.0.1:2181"\npath_prefix = "/kestrel"\n')
+    line = assert_stopped_with_one_line(result, "[zookeeper] advertise_host")
+    assert line.startswith(f"{tmp_path / 'kestrel.conf'}: [zookeeper] advertise_host: the memcache listener is on 127.0.0.1, ")
+    assert line.endswith("name the address to announce in advertise_host, or listen on an interface\n")
