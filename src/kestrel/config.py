@@ -116,6 +116,9 @@ class QueueConfig:
     max_queue_age: float | None = None
     disable_aggressive_rewrites: bool = False
     open_transaction_timeout: float | None = None
+    # Thrift client ids (Finagle's) allowed to add / to remove; None lets everyone.
+    whitelist_client_id_for_enqueue: tuple[str, ...] | None = None
+    whitelist_client_id_for_dequeue: tuple[str, ...] | None = None
 
 
 def _frozen_overrides(overrides: Mapping[str, Mapping[str, object]]) -> Mapping[str, Mapping[str, object]]:
@@ -161,10 +164,17 @@ class ServerConfig:
     queue_overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     _resolved: dict[str, QueueConfig] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Whether any queue has a client-id whitelist: the request path looks no further when none does.
+    has_whitelists: bool = field(default=False, init=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "queue_overrides", _frozen_overrides(self.queue_overrides))
         object.__setattr__(self, "aliases", _frozen_aliases(self.aliases))
+        object.__setattr__(self, "has_whitelists", any(
+            getattr(self.default_queue, key) is not None
+            or any(override.get(key) is not None for override in self.queue_overrides.values())
+            for key in WHITELISTS
+        ))
 
     def queue_config(self, name: str) -> QueueConfig:
         """The resolved settings of queue ``name``, configured or not."""
@@ -249,6 +259,12 @@ def _finite_duration(value: object) -> float:
     return seconds
 
 
+def _client_ids(value: object) -> tuple[str, ...]:
+    if isinstance(value, list) and all(isinstance(each, str) and each for each in value):
+        return tuple(value)
+    raise ValueError(f'expected a list of client ids such as ["billing", "reports"], got {value!r}')
+
+
 def _queue_name(value: object) -> str:
     name = _string(value)
     validate_queue_name(name)
@@ -296,8 +312,11 @@ QUEUE_OPTION_PARSERS: Mapping[str, Parser] = MappingProxyType(
         "max_queue_age": parse_duration,
         "disable_aggressive_rewrites": _boolean,
         "open_transaction_timeout": parse_duration,
+        "whitelist_client_id_for_enqueue": _client_ids,
+        "whitelist_client_id_for_dequeue": _client_ids,
     }
 )
+WHITELISTS = ("whitelist_client_id_for_enqueue", "whitelist_client_id_for_dequeue")
 
 
 def server_option_parsers(base_dir: str) -> dict[str, Parser]:

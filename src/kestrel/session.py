@@ -69,6 +69,9 @@ class Session:
         self._open_reads: dict[str, OpenReads] = {}
         self._pending: set[Deferred] = set()
         self.finished = False
+        # The Finagle client id of the request being handled (Thrift after its protocol
+        # upgrade); None for a client that sends none, and every memcache and text client.
+        self.client_id: str | None = None
         self.stats.curr_connections += 1
         self.stats.total_connections += 1
         connections = self.stats.curr_connections
@@ -84,6 +87,8 @@ class Session:
         that fsyncs every write, a Deferred that fires True once the item is on disk.
         """
         self.check_writable("set")
+        if self.collection.config.has_whitelists:
+            self._check_client_id("set", name, enqueue=True)
         started = perf_counter()
         self.stats.cmd_set += 1
         stored = self.collection.add(name, data, expiry)
@@ -105,6 +110,15 @@ class Session:
         if self._refuse_reads or not self.server.status.readable:
             self._refuse(operation, self._refuse_reads)
 
+    def _check_client_id(self, operation: str, name: str, enqueue: bool) -> None:
+        """A queue with a client-id whitelist serves only the listed ids (doc/compatibility.md §3.8)."""
+        config = self.collection.config.queue_config(name)
+        allowed = config.whitelist_client_id_for_enqueue if enqueue else config.whitelist_client_id_for_dequeue
+        if allowed is not None and self.client_id not in allowed:
+            self.log.debug("refused {operation} on {queue}: client id {client_id} is not listed",
+                           operation=operation, queue=name, client_id=self.client_id)
+            raise Unavailable(operation)
+
     def _refuse(self, operation: str, over_connection_limit: bool) -> None:
         reason = "over the connection limit" if over_connection_limit else f"server status {self.server.status.current.display}"
         self.log.debug("refused {operation}: {reason}", operation=operation, reason=reason)
@@ -119,6 +133,8 @@ class Session:
         connection until it is confirmed or aborted.
         """
         self.check_readable("peek" if peek else "get")
+        if not peek and self.collection.config.has_whitelists:
+            self._check_client_id("get", name, enqueue=False)
         started = perf_counter()
         reads = self._reads(name)
         if reads:

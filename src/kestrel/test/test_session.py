@@ -308,3 +308,24 @@ def test_reads_on_a_recreated_queue_are_tracked_on_the_new_queue(kestrel, sessio
     assert session.open_reads("test") == 1
     assert session.abort_oldest("test") is True
     assert kestrel.contents("test") == [b"new"]
+
+
+def test_a_whitelisted_queue_serves_only_the_listed_client_ids(harness):
+    kestrel = ServerHarness(harness, queue_overrides={
+        "billing": {"whitelist_client_id_for_enqueue": ("producer",), "whitelist_client_id_for_dequeue": ("consumer",)},
+    })
+    session = Session(kestrel.server)
+    for client_id in (None, "consumer"):
+        session.client_id = client_id
+        with pytest.raises(Unavailable, match="operation set"):
+            session.set("billing", b"x")
+    session.client_id = "producer"
+    assert session.set("billing", b"one") is True
+    assert session.set("other", b"anyone may") is True
+    with pytest.raises(Unavailable, match="operation get"):
+        session.fetch("billing")
+    assert data(session.fetch("billing", peek=True)) == b"one"  # a peek removes nothing
+    session.client_id = "consumer"
+    assert data(session.fetch("billing", transaction=True)) == b"one"
+    session.client_id = None
+    assert data(session.fetch("other")) == b"anyone may"

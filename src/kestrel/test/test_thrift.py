@@ -917,3 +917,85 @@ def test_random_bodies_after_a_good_header_are_refused_or_decode(body):
         assert error.header == MessageHeader(b"get", TMessageType.CALL, 1)
         return
     decode_arguments(frame, METHODS[b"get"])
+
+
+# Finagle's protocol upgrade and client ids
+
+
+def request_header(client_id: str | None) -> bytes:
+    """Finagle's RequestHeader as its clients write it: trace and span ids, the client id, no contexts."""
+    fields = struct.pack("!bhq", 10, 1, 7) + struct.pack("!bhq", 10, 2, 8)
+    if client_id is not None:
+        name = client_id.encode()
+        fields += struct.pack("!bh", 12, 6) + struct.pack("!bhi", 11, 1, len(name)) + name + b"\x00"
+    fields += struct.pack("!bhbi", 15, 8, 12, 0)
+    return fields + b"\x00"
+
+
+def upgrade(client: ThriftConnection) -> None:
+    client.protocol.dataReceived(framed(_upgrade_call()))
+    body = client.written()
+    (length,) = struct.unpack_from("!I", body)
+    reply = TBinaryProtocol(TMemoryBuffer(body[4:4 + length]))
+    assert reply.read_message_begin() == ("__can__finagle__trace__v3__", TMessageType.REPLY, 0)
+    assert body[4 + length - 1:] == b"\x00" and len(body) == 4 + length  # an empty UpgradeReply
+
+
+def _upgrade_call() -> bytes:
+    buffer = TMemoryBuffer()
+    protocol = TBinaryProtocol(buffer)
+    protocol.write_message_begin("__can__finagle__trace__v3__", TMessageType.CALL, 0)
+    return buffer.getvalue() + b"\x00"  # an empty ConnectionOptions
+
+
+def upgraded_call(client: ThriftConnection, client_id: str | None, method: str, *args):
+    """A call after the upgrade: a request header before the message, a response header before the reply."""
+    client.protocol.dataReceived(framed(request_header(client_id) + message(method, *args)))
+    body = client.written()
+    (length,) = struct.unpack_from("!I", body)
+    assert body[4:5] == b"\x00"  # an empty ResponseHeader
+    reply = Reply(body[5:4 + length])
+    if reply.error is not None:
+        raise reply.error
+    return reply.value
+
+
+@pytest.fixture
+def whitelisted(harness) -> ThriftServer:
+    return ThriftServer(ServerHarness(harness, max_open_transactions=10, queue_overrides={
+        "billing": {"whitelist_client_id_for_enqueue": ("producer",), "whitelist_client_id_for_dequeue": ("consumer",)},
+    }))
+
+
+def test_an_upgraded_client_is_known_by_the_client_id_of_each_request(whitelisted):
+    client = whitelisted.connect()
+    upgrade(client)
+    assert upgraded_call(client, "producer", "put", "billing", [b"one", b"two"]) == 2
+    with pytest.raises(TApplicationException, match="not available for operation set"):
+        upgraded_call(client, "consumer", "put", "billing", [b"three"])
+    with pytest.raises(TApplicationException, match="not available for operation get"):
+        upgraded_call(client, "producer", "get", "billing", 1)
+    assert [item.data for item in upgraded_call(client, "consumer", "get", "billing", 2)] == [b"one", b"two"]
+    assert upgraded_call(client, None, "put", "open_to_all", [b"x"]) == 1
+
+
+def test_a_client_that_never_upgrades_has_no_client_id(whitelisted):
+    client = whitelisted.connect()
+    with pytest.raises(TApplicationException, match="not available for operation set"):
+        client.call("put", "billing", [b"one"])
+    assert client.call("put", "open_to_all", [b"x"]) == 1
+
+
+def test_a_second_upgrade_call_is_an_unknown_method(whitelisted):
+    client = whitelisted.connect()
+    upgrade(client)
+    client.protocol.dataReceived(framed(request_header("producer") + _upgrade_call()))
+    body = client.written()
+    assert Reply(body[5:]).error.type == TApplicationException.UNKNOWN_METHOD
+
+
+def test_an_upgraded_frame_without_a_request_header_closes_the_connection(whitelisted):
+    client = whitelisted.connect()
+    upgrade(client)
+    client.protocol.dataReceived(framed(b"\x0c\x00\x06"))  # a struct field that never ends
+    assert client.closed

@@ -17,11 +17,13 @@ from thriftpy2.protocol import TBinaryProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType
 from thriftpy2.transport import TMemoryBuffer
 
-from kestrel.protocols.thrift.scan import MessageHeader
+from kestrel.protocols.thrift.scan import MessageHeader, struct_end
 
-IDL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kestrel.thrift")
+HERE = os.path.dirname(os.path.abspath(__file__))
+IDL_PATH = os.path.join(HERE, "kestrel.thrift")
 
 kestrel_thrift = thriftpy2.load(IDL_PATH, module_name="kestrel_thrift")
+finagle_thrift = thriftpy2.load(os.path.join(HERE, "finagle.thrift"), module_name="finagle_thrift")
 Kestrel = kestrel_thrift.Kestrel
 ThriftItem = kestrel_thrift.Item
 QueueInfo = kestrel_thrift.QueueInfo
@@ -63,6 +65,31 @@ def encode_reply(header: MessageHeader, method: Method, value) -> bytes:
 
 def encode_exception(header: MessageHeader, kind: int, message: str) -> bytes:
     return _encode(header, TMessageType.EXCEPTION, TApplicationException(kind, message))
+
+
+# Finagle's protocol upgrade: the call, and what its reply and every reply after it carry
+# where a struct goes (an empty struct is its STOP byte: UpgradeReply, ResponseHeader).
+UPGRADE_METHOD = b"__can__finagle__trace__v3__"
+EMPTY_STRUCT = b"\x00"
+
+
+def encode_upgrade_reply(header: MessageHeader) -> bytes:
+    """The answer to the upgrade call: a reply holding an empty struct (Finagle's UpgradeReply)."""
+    buffer = TMemoryBuffer()
+    TBinaryProtocol(buffer).write_message_begin(header.name.decode("utf-8", "replace"), TMessageType.REPLY, header.seqid)
+    return buffer.getvalue() + EMPTY_STRUCT
+
+
+def read_request_header(frame: bytes) -> tuple[str | None, int]:
+    """
+    The client id in the RequestHeader at the start of an upgraded client's frame (None when
+    it names none), and the offset of the message after it. Raises MalformedFrame.
+    """
+    end = struct_end(frame)
+    request_header = finagle_thrift.RequestHeader()
+    TBinaryProtocol(TMemoryBuffer(frame[:end])).read_struct(request_header)
+    client_id = request_header.client_id
+    return (client_id.name if client_id is not None else None), end
 
 
 def _encode(header: MessageHeader, message_type: int, struct) -> bytes:

@@ -11,7 +11,10 @@ decodes it; one that fails is answered with a PROTOCOL_ERROR, or, when not even 
 header is readable, the connection is closed.
 
 Calls are answered in order. A call whose answer has to wait (a get with a timeout)
-holds the frames behind it. An unknown method, a refusal (server status, bad queue
+holds the frames behind it. A client may first upgrade to Finagle's protocol by calling
+`__can__finagle__trace__v3__`; from its answer on, each of its frames starts with a request
+header, whose client id the queues' whitelists check, and each reply with an empty response
+header (doc/compatibility.md §2.3). An unknown method, a refusal (server status, bad queue
 name) or a failing handler is answered with an application exception; the connection
 stays up.
 """
@@ -29,11 +32,15 @@ from twisted.logger import Logger
 from kestrel.collection import InvalidQueueName
 from kestrel.protocols.connection import SessionConnection, SessionFactory
 from kestrel.protocols.thrift.codec import (
+    EMPTY_STRUCT,
     METHODS,
+    UPGRADE_METHOD,
     Method,
     decode_arguments,
     encode_exception,
     encode_reply,
+    encode_upgrade_reply,
+    read_request_header,
 )
 from kestrel.protocols.thrift.handler import ThriftHandler, ThriftRefusal
 from kestrel.protocols.thrift.handles import TransactionHandles
@@ -96,6 +103,8 @@ class ThriftProtocol(SessionConnection, Protocol):
         self._backlog = 0
         # The call whose answer is awaited.
         self._awaited: tuple[MessageHeader, Method] | None = None
+        # Set once the client has upgraded to Finagle's protocol: a header before each message.
+        self._upgraded = False
 
     # Connection
 
@@ -195,15 +204,25 @@ class ThriftProtocol(SessionConnection, Protocol):
         return True
 
     def _send(self, message: bytes) -> None:
-        self._reply(_length.pack(len(message)), message)
+        if self._upgraded:
+            self._reply(_length.pack(len(EMPTY_STRUCT) + len(message)), EMPTY_STRUCT, message)
+        else:
+            self._reply(_length.pack(len(message)), message)
 
     # Calls
 
     def _call(self, frame: bytes) -> None:
         try:
+            if self._upgraded:
+                self.session.client_id, start = read_request_header(frame)
+                frame = frame[start:]
             header = scan_message(frame)
         except MalformedFrame as error:
             self._refuse_malformed(error)
+            return
+        if header.name == UPGRADE_METHOD and header.type == TMessageType.CALL and not self._upgraded:
+            self._send(encode_upgrade_reply(header))
+            self._upgraded = True
             return
         if header.type != TMessageType.CALL:
             self._send(encode_exception(header, TApplicationException.INVALID_MESSAGE_TYPE, f"message type {header.type} is not a call"))

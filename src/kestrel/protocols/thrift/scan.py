@@ -85,6 +85,11 @@ def scan_message(frame: bytes, max_depth: int = MAX_DEPTH) -> MessageHeader:
     return header
 
 
+def struct_end(frame: bytes, position: int = 0, max_depth: int = MAX_DEPTH) -> int:
+    """The offset just past the well-formed struct at `position` (a header before a message)."""
+    return _value(frame, position, len(frame), STRUCT, max_depth)
+
+
 def _value(frame: bytes, position: int, end: int, ttype: int, budget: int) -> int:
     """The offset just past the value of type `ttype` at `position`."""
     size = _FIXED_SIZE.get(ttype)
