@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator
 from twisted.application.internet import TimerService
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IReactorTime
+from kestrel.clock import Clock
 from twisted.logger import Logger
 
 from kestrel.config import ServerConfig, validate_queue_name
@@ -45,7 +45,7 @@ def physical_memory() -> int:
 class QueueCollection(Service):
     log = Logger()
 
-    def __init__(self, config: ServerConfig, writer: JournalWriter, clock: IReactorTime):
+    def __init__(self, config: ServerConfig, writer: JournalWriter, clock: Clock):
         self.config = config
         self.queue_path = config.queue_path
         self._writer = writer
@@ -133,6 +133,13 @@ class QueueCollection(Service):
         queue = self._queues.get(name)
         if queue is not None or not create:
             return queue
+        return self._create_logged(name)
+
+    def _existing_or_new(self, name: str) -> PersistentQueue:
+        queue = self._queues.get(name)
+        return self._create_logged(name) if queue is None else queue
+
+    def _create_logged(self, name: str) -> PersistentQueue:
         queue = self._create(name)
         self.log.info("created queue {queue} ({items} items)", queue=name, items=queue.items)
         return queue
@@ -177,7 +184,7 @@ class QueueCollection(Service):
             counters.put_items += 1
             counters.put_bytes += len(data)
             return all([self.add(destination, data, expiry) for destination in destinations])
-        queue = self.queue(name)
+        queue = self._existing_or_new(name)
         for child in self._children.get(name, ()):
             self._queues[child].add(data, expiry)
         if queue.config.fanout_only:
@@ -217,7 +224,7 @@ class QueueCollection(Service):
         """A read; see `PersistentQueue.fetch`. An alias always reads as empty."""
         if name in self.config.aliases:
             return None
-        return self.queue(name).fetch(transaction, peek, deadline)
+        return self._existing_or_new(name).fetch(transaction, peek, deadline)
 
     def confirm(self, name: str, xid: int) -> bool:
         queue = self._queues.get(name)

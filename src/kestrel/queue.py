@@ -12,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from kestrel.clock import Clock
 from twisted.logger import Logger
 
 from kestrel.config import QueueConfig
@@ -23,7 +23,7 @@ from kestrel.journal import records
 from kestrel.journal.journal import Journal
 from kestrel.read_behind import ReadBehind, ReadItems
 from kestrel.upkeep import Checkpoint, JournalUpkeep
-from kestrel.waiters import DeadlineWaitQueue
+from kestrel.waiters import DeadlineWaitQueue, Waiter
 
 MAX_XID = 2**31 - 1
 
@@ -58,7 +58,7 @@ class Item:
 class PersistentQueue:
     log = Logger()
 
-    def __init__(self, name: str, config: QueueConfig, journal: Journal, clock: IReactorTime):
+    def __init__(self, name: str, config: QueueConfig, journal: Journal, clock: Clock):
         self.name = name
         self.config = config
         self._clock = clock
@@ -212,7 +212,7 @@ class PersistentQueue:
         if op in (records.ADDX, records.ADD, records.ADD_XID):
             if not self.reading_behind and self.bytes >= self.config.max_memory_size:
                 self._read_behind.start(self._next_seq, serial, offset)
-            self._store(Item(record.data, record.add_time or self._now_ms(), record.expiry, self._next_seq))
+            self._store(Item(cast(bytes, record.data), record.add_time or self._now_ms(), record.expiry, self._next_seq))
         elif op == records.REMOVE:
             self._replay_take_head()
         elif op in (records.REMOVE_TENTATIVE_XID, records.REMOVE_TENTATIVE):
@@ -230,7 +230,7 @@ class PersistentQueue:
             self._open.pop(record.xid, None)
         elif op == records.CONTINUE:
             self._open.pop(record.xid, None)
-            self._store(Item(record.data, record.add_time, record.expiry, self._next_seq))
+            self._store(Item(cast(bytes, record.data), record.add_time, record.expiry, self._next_seq))
         self._fill_from_disk()
 
     def _replay_take_head(self) -> Item | None:
@@ -333,8 +333,13 @@ class PersistentQueue:
         return self._read_behind.worth_waiting or (deadline is not None and deadline > self._clock.seconds())
 
     def _wait(self, transaction: bool, peek: bool, deadline: float | None) -> Deferred:
-        waiter = None
-        result = Deferred(lambda _: self.waiters.remove(waiter))
+        waiter: Waiter | None = None
+
+        def cancel(_: Deferred) -> None:
+            if waiter is not None:
+                self.waiters.remove(waiter)
+
+        result: Deferred = Deferred(cancel)
 
         def on_wake():
             item = self.peek() if peek else self.remove(transaction)
@@ -442,7 +447,8 @@ class PersistentQueue:
         """Roll back the oldest open read if it has been open longer than the queue allows."""
         if self._open:
             xid, (_, opened_at) = next(iter(self._open.items()))
-            if self._clock.seconds() - opened_at > self.config.open_transaction_timeout:
+            timeout = self.config.open_transaction_timeout
+            if timeout is not None and self._clock.seconds() - opened_at > timeout:
                 self.unremove(xid)
 
     # Expiry and flushing
@@ -471,7 +477,8 @@ class PersistentQueue:
 
     def _hand_on_expired(self, item: Item) -> bool:
         """Give an expired item to `expire_to_queue` before it leaves; False (logged once) while refused."""
-        handed = self.expired_sink(item)
+        sink = self.expired_sink
+        handed = sink is not None and sink(item)
         if handed == self._expiry_refused:
             self._expiry_refused = not handed
             if handed:

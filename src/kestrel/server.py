@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from twisted.internet.interfaces import IReactorTime
+from kestrel.clock import Clock
 from twisted.logger import Logger
 
 from kestrel import PROTOCOL_VERSION, __version__
@@ -24,6 +24,17 @@ class ServerStats:
         "curr_connections", "total_connections", "cmd_get", "cmd_set", "cmd_peek", "get_hits",
         "get_misses", "bytes_read", "bytes_written", "cmd_monitor", "cmd_monitor_get",
     )
+    curr_connections: int
+    total_connections: int
+    cmd_get: int
+    cmd_set: int
+    cmd_peek: int
+    get_hits: int
+    get_misses: int
+    bytes_read: int
+    bytes_written: int
+    cmd_monitor: int
+    cmd_monitor_get: int
 
     def __init__(self):
         for name in self.__slots__:
@@ -43,7 +54,7 @@ class ServerContext:
         self,
         config: ServerConfig,
         collection: QueueCollection,
-        clock: IReactorTime,
+        clock: Clock,
         status: ServerStatus | None = None,
         shutdown: Callable[[], None] | None = None,
     ):

@@ -208,7 +208,7 @@ class Session:
         self.stats.cmd_monitor += 1
         limit = self.server.max_open_transactions if max_items is None else max_items
         deadline = self.server.clock.seconds() + timeout
-        finished = Deferred()
+        finished: Deferred = Deferred()
         sent = 0
 
         def next_item() -> None:
@@ -247,11 +247,11 @@ class Session:
 
     def confirm_oldest(self, name: str) -> bool:
         reads = self._reads(name)
-        return bool(reads) and self.collection.confirm(name, reads.popleft())
+        return reads is not None and bool(reads) and self.collection.confirm(name, reads.popleft())
 
     def abort_oldest(self, name: str) -> bool:
         reads = self._reads(name)
-        return bool(reads) and self.collection.unremove(name, reads.popleft())
+        return reads is not None and bool(reads) and self.collection.unremove(name, reads.popleft())
 
     def confirm(self, name: str, count: int) -> bool:
         """Confirm the `count` oldest open reads on a queue: all of them, or none if fewer are open."""

@@ -9,7 +9,7 @@ import enum
 import os
 from typing import Callable
 
-from twisted.internet.interfaces import IReactorTime
+from kestrel.clock import Clock
 from twisted.logger import Logger
 
 
@@ -73,7 +73,7 @@ class ServerStatus:
 
     log = Logger()
 
-    def __init__(self, path: str | None, default: str, grace_period: float, clock: IReactorTime):
+    def __init__(self, path: str | None, default: str, grace_period: float, clock: Clock):
         self.path = path
         self._clock = clock
         self._grace_period = grace_period

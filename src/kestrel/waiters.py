@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from kestrel.clock import Clock, Timer
 
 
 class Waiter:
@@ -14,7 +14,7 @@ class Waiter:
         self.deadline = deadline
         self.on_wake = on_wake
         self.on_timeout = on_timeout
-        self.timer: IDelayedCall | None = None
+        self.timer: Timer | None = None
 
 
 class DeadlineWaitQueue:
@@ -25,7 +25,7 @@ class DeadlineWaitQueue:
     deadline passes is removed and told so. Removing a waiter explicitly calls neither.
     """
 
-    def __init__(self, clock: IReactorTime):
+    def __init__(self, clock: Clock):
         self._clock = clock
         # A dict keeps insertion order and removes in O(1), which a deque cannot.
         self._waiters: dict[Waiter, None] = {}

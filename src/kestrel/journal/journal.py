@@ -10,10 +10,10 @@ the disk a moment later.
 from __future__ import annotations
 
 import os
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IReactorTime
+from kestrel.clock import Clock
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -46,7 +46,7 @@ class Segment:
         self.size = size
 
 
-def state_size(opens: Sequence[tuple[int, object]], items: Sequence[object | None]) -> int:
+def state_size(opens: Sequence[tuple[int, Any]], items: Sequence[Any]) -> int:
     """Bytes `disk.encode_state` produces, computed without encoding anything."""
     addx = records.record_size(records.ADDX)
     tentative = records.record_size(records.REMOVE_TENTATIVE_XID)
@@ -64,7 +64,7 @@ class Journal:
 
     log = Logger()
 
-    def __init__(self, directory: str, name: str, writer: JournalWriter, clock: IReactorTime, sync_journal: float | None = None):
+    def __init__(self, directory: str, name: str, writer: JournalWriter, clock: Clock, sync_journal: float | None = None):
         self.name = name
         # Both are the queue's settings (`sync_journal`, `keep_journal`); the queue sets them.
         self.sync_journal = sync_journal
@@ -186,7 +186,7 @@ class Journal:
         self._schedule(self._files.rotate, current.filename, self.sync_journal is not None)
         return current.serial
 
-    def rewrite(self, opens: list[tuple[int, object]], items: list[object]) -> None:
+    def rewrite(self, opens: Sequence[tuple[int, Any]], items: Sequence[Any]) -> None:
         """Replace every file with one holding just the given state."""
         rotated, pack = self._timestamp(), self._timestamp()
         replaced = self.filenames()[:-1]
@@ -195,7 +195,7 @@ class Journal:
         self._new_segment(self.name, state_size(opens, items))
         self._schedule(self._files.rewrite, opens, items, replaced, rotated, pack)
 
-    def pack(self, upto_serial: int, opens: list[tuple[int, object]], items: list[object | None]) -> None:
+    def pack(self, upto_serial: int, opens: Sequence[tuple[int, Any]], items: Sequence[Any]) -> None:
         """Replace the rotated files up to the one with serial `upto_serial` by the given state."""
         packed = [segment for segment in self._segments if segment.serial <= upto_serial]
         kept = self._segments[len(packed):]
@@ -218,7 +218,7 @@ class Journal:
         """
         self._cancel_sync()
         self.stop_reader()
-        erased = Deferred()
+        erased: Deferred = Deferred()
         self._schedule(self._files.erase, self.filenames(), result=erased)
         self._segments = []
         self._archived = 0
@@ -246,14 +246,18 @@ class Journal:
         Fires with (items, serial): the next items after the cursor as (data, add_time,
         expiry) tuples, and the serial of the file the cursor is in afterwards.
         """
-        result = Deferred()
-        self._schedule(failing_softly, self._cursor.read_items, self._layout(), need_bytes, max_items, self._now_ms(), result=result)
+        result: Deferred = Deferred()
+        cursor = self._cursor
+        assert cursor is not None
+        self._schedule(failing_softly, cursor.read_items, self._layout(), need_bytes, max_items, self._now_ms(), result=result)
         self._writer.flush()
         return result
 
     def read_items_now(self, need_bytes: int, max_items: int) -> tuple[list[tuple[bytes, int, int]], int]:
         """`read_items` for start-up replay, before the writer thread runs."""
-        return self._cursor.read_items(self._layout(), need_bytes, max_items, self._now_ms())
+        cursor = self._cursor
+        assert cursor is not None
+        return cursor.read_items(self._layout(), need_bytes, max_items, self._now_ms())
 
     # The writer's side
 
