@@ -14,7 +14,7 @@ read can make the server hold is bounded by about one buffer plus one reply.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from twisted.internet.defer import CancelledError, Deferred, FirstError
 from twisted.internet.protocol import Factory, Protocol
@@ -36,8 +36,8 @@ class SessionFactory(Factory):
     def __init__(self, server: ServerContext):
         self.server = server
 
-    def buildProtocol(self, addr) -> Protocol:
-        protocol = self.protocol(self.server)
+    def buildProtocol(self, addr) -> Any:
+        protocol = self.protocol(self.server)  # type: ignore[misc]
         protocol.factory = self
         return protocol
 
@@ -54,6 +54,8 @@ class SessionConnection(TimeoutMixin):
     log = Logger()
 
     server: ServerContext
+    # Set by the Protocol this is mixed into.
+    transport: Any
     # False where open reads outlive the connection (Thrift).
     track_open_reads = True
     session: Session | None = None
@@ -85,7 +87,7 @@ class SessionConnection(TimeoutMixin):
         self.transport.registerProducer(self, True)
         self._producing = True
         # The idle timer runs on the server's clock.
-        self.callLater = self.server.clock.callLater
+        self.callLater = self.server.clock.callLater  # type: ignore[method-assign, assignment]
         self.setTimeout(self.server.config.client_timeout)
 
     def connectionLost(self, reason=None) -> None:
@@ -141,7 +143,7 @@ class SessionConnection(TimeoutMixin):
                 if self._output_bytes > self._max_output:
                     # Write what the pass has produced; the transport may pause it.
                     output, self._output = self._output, []
-                    self._write(output, self._output_bytes)
+                    self._write(output or [], self._output_bytes)
                     self._output_bytes = 0
         finally:
             if self._position:
@@ -230,13 +232,13 @@ class SessionConnection(TimeoutMixin):
 
     # Answers that wait
 
-    def _wait_for(self, result: Deferred, reply: Callable[[object], None]) -> None:
+    def _wait_for(self, result: Deferred, reply: Callable[[Any], None]) -> None:
         """Hold later requests until `result` fires, then `reply` with its value and go on."""
         self._waiting = True
         self.setTimeout(None)
         result.addCallbacks(self._answered, self._failed, callbackArgs=(reply,))
 
-    def _answered(self, value, reply: Callable[[object], None]) -> None:
+    def _answered(self, value, reply: Callable[[Any], None]) -> None:
         reply(value)
         self._resume()
 

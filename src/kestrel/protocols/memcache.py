@@ -220,7 +220,9 @@ class MemcacheProtocol(SessionConnection, Protocol):
         parse_int(tokens[2], "flags")
         exptime = parse_int(tokens[3], "exptime", close=True)
         noreply = len(tokens) > 5 and tokens[5] == b"noreply"
-        stored = self.session.set(name, data, memcache_expiry(exptime, self.server.clock.seconds()))
+        session = self.session
+        assert session is not None
+        stored = session.set(name, data, memcache_expiry(exptime, self.server.clock.seconds()))
         if isinstance(stored, Deferred):
             self._wait_for(stored, partial(self._answer_set, noreply))
         elif not noreply:
@@ -236,11 +238,11 @@ class MemcacheProtocol(SessionConnection, Protocol):
         request = GetRequest(tokens[1])
         name = request.name
         if request.abort:
-            self.session.abort_oldest(name)
+            self.session.abort_oldest(name)  # type: ignore[union-attr]
             self._reply(END)
             return
         if request.close:
-            self.session.confirm_oldest(name)
+            self.session.confirm_oldest(name)  # type: ignore[union-attr]
             if not request.open:
                 # On a queue that fsyncs every write, END acknowledges a durable confirm.
                 durable = self.collection.durability(name, fanout=False)
@@ -252,7 +254,9 @@ class MemcacheProtocol(SessionConnection, Protocol):
         deadline = None
         if request.timeout:
             deadline = self.server.clock.seconds() + request.timeout / 1000
-        result = self.session.fetch(name, transaction=request.open, peek=request.peek, deadline=deadline)
+        session = self.session
+        assert session is not None
+        result = session.fetch(name, transaction=request.open, peek=request.peek, deadline=deadline)
         if isinstance(result, Deferred):
             self._wait_for(result, lambda item: self._reply_item(request.key, item))
         else:
@@ -274,13 +278,13 @@ class MemcacheProtocol(SessionConnection, Protocol):
         timeout = parse_int(tokens[2], "timeout")
         max_items = parse_int(tokens[3], "max_items") if len(tokens) > 3 and tokens[3] else None
         key = tokens[1]
-        stream = self.session.monitor(name, timeout, max_items, lambda item: self._reply(*value_block(key, item.data)))
+        stream = self.session.monitor(name, timeout, max_items, lambda item: self._reply(*value_block(key, item.data)))  # type: ignore[union-attr]
         self._wait_for(stream, lambda _: self._reply(END))
 
     def _confirm(self, tokens: list[bytes]) -> None:
         if len(tokens) < 3:
             raise ClientError("confirm needs <queue> <count>")
-        confirmed = self.session.confirm(tokens[1].decode("latin-1"), parse_int(tokens[2], "count"))
+        confirmed = self.session.confirm(tokens[1].decode("latin-1"), parse_int(tokens[2], "count"))  # type: ignore[union-attr]
         self._reply(END if confirmed else b"ERROR\r\n")
 
     def _queue_name(self, tokens: list[bytes], command: str) -> str:
@@ -290,18 +294,18 @@ class MemcacheProtocol(SessionConnection, Protocol):
 
     def _delete(self, tokens: list[bytes]) -> None:
         name = self._queue_name(tokens, "delete")
-        self.session.check_writable("delete")
+        self.session.check_writable("delete")  # type: ignore[union-attr]
         self.collection.delete(name)
         self._reply_unless_noreply(tokens[2:], b"DELETED\r\n")
 
     def _flush(self, tokens: list[bytes]) -> None:
         name = self._queue_name(tokens, "flush")
-        self.session.check_writable("flush")
+        self.session.check_writable("flush")  # type: ignore[union-attr]
         self.collection.flush(name)
         self._reply_unless_noreply(tokens[2:], END)
 
     def _flush_all(self, tokens: list[bytes]) -> None:
-        self.session.check_writable("flush_all")
+        self.session.check_writable("flush_all")  # type: ignore[union-attr]
         self.collection.flush_all()
         self._reply_unless_noreply(tokens[1:], FLUSH_ALL_REPLIES[self.server.config.memcache_flush_all_reply])
 
@@ -317,11 +321,11 @@ class MemcacheProtocol(SessionConnection, Protocol):
 
     def _flush_expired(self, tokens: list[bytes]) -> None:
         name = self._queue_name(tokens, "flush_expired")
-        self.session.check_writable("flush_expired")
+        self.session.check_writable("flush_expired")  # type: ignore[union-attr]
         self._reply(b"%d\r\n" % self.collection.flush_expired(name))
 
     def _flush_all_expired(self, tokens: list[bytes]) -> None:
-        self.session.check_writable("flush_all_expired")
+        self.session.check_writable("flush_all_expired")  # type: ignore[union-attr]
         self._reply(b"%d\r\n" % self.collection.flush_all_expired())
 
     def _stats(self, tokens: list[bytes]) -> None:
