@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from time import perf_counter
-from typing import Callable
+from typing import Callable, Iterator
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
@@ -45,14 +45,29 @@ class ReadStillOpen(SessionError):
 FetchResult = Item | None | Deferred
 
 
-class OpenReads(deque):
-    """The xids of one queue's open reads on a connection, oldest first, and that queue."""
+class OpenReads:
+    """
+    The xids of one queue's open reads on a connection, oldest first, and that queue. (A
+    deque it holds, not one it is: mypyc cannot compile a subclass of deque.)
+    """
 
-    __slots__ = ("queue",)
+    __slots__ = ("queue", "_xids")
 
     def __init__(self, queue: PersistentQueue | None):
-        super().__init__()
         self.queue = queue
+        self._xids: deque[int] = deque()
+
+    def __len__(self) -> int:
+        return len(self._xids)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._xids)
+
+    def append(self, xid: int) -> None:
+        self._xids.append(xid)
+
+    def popleft(self) -> int:
+        return self._xids.popleft()
 
 
 class Session:

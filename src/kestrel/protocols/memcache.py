@@ -180,12 +180,13 @@ class MemcacheProtocol(SessionConnection, Protocol):
             handler(*args)
         except ClientError as error:
             self._refuse(error)
-        except InvalidQueueName as error:
-            self._refuse(ClientError(str(error), close=True))
-        except (Unavailable, QueueUnavailable) as error:
-            self._server_error(str(error))
-        except (ReadStillOpen, TooManyOpenReads) as error:
-            self.log.debug("refused read: {error}", error=error)
+        # One name per clause: mypyc gives a name one type in a function.
+        except InvalidQueueName as invalid:
+            self._refuse(ClientError(str(invalid), close=True))
+        except (Unavailable, QueueUnavailable) as unavailable:
+            self._server_error(str(unavailable))
+        except (ReadStillOpen, TooManyOpenReads) as refused:
+            self.log.debug("refused read: {error}", error=refused)
             self._reply(b"ERROR\r\n")
             self._close()
         except Exception:
@@ -377,10 +378,10 @@ class MemcacheProtocol(SessionConnection, Protocol):
         except StatusNotConfigured:
             self._reply(b"ERROR\r\n")
             self._close()
-        except StatusError as error:
-            raise ClientError(str(error), close=True) from None
-        except OSError as error:
-            self.log.error("cannot save the server status: {error}", error=error)
+        except StatusError as refused:
+            raise ClientError(str(refused), close=True) from None
+        except OSError as failed:
+            self.log.error("cannot save the server status: {error}", error=failed)
             self._reply(b"SERVER_ERROR cannot save the server status\r\n")
 
 

@@ -1,0 +1,42 @@
+"""
+Builds txkestrel with the request path compiled by mypyc (issue 11), unless
+KESTREL_PURE_PYTHON=1 is set: then it is the pure-Python package, which every compiled
+module falls back to (the same .py files, imported when no extension module shadows them).
+
+    pip install .                          # compiled: needs a C compiler and Python's headers
+    KESTREL_PURE_PYTHON=1 pip install .    # pure Python
+    python setup.py build_ext --inplace    # compiled in place in src/ (delete src/**/*.so to undo)
+
+Everything else is in setup.cfg.
+"""
+
+import os
+
+from setuptools import setup
+
+# The modules of a memcache request's cycle: parse, session, collection, queue, journal
+# append and record encoding, latency histograms, the reply write.
+COMPILED = [
+    "src/kestrel/protocols/memcache.py",
+    "src/kestrel/protocols/connection.py",
+    "src/kestrel/protocols/sending.py",
+    "src/kestrel/session.py",
+    "src/kestrel/collection.py",
+    "src/kestrel/queue.py",
+    "src/kestrel/waiters.py",
+    "src/kestrel/latency.py",
+    "src/kestrel/journal/journal.py",
+    "src/kestrel/journal/records.py",
+]
+
+
+def ext_modules():
+    if os.environ.get("KESTREL_PURE_PYTHON", "") not in ("", "0"):
+        return []
+    from mypyc.build import mypycify
+
+    # Modules outside COMPILED are type-checked only as far as the compiled ones use them.
+    return mypycify(["--follow-imports=silent", "--ignore-missing-imports", *COMPILED], opt_level="3")
+
+
+setup(ext_modules=ext_modules())
