@@ -13,7 +13,7 @@ import os
 from typing import Any, Iterator, Sequence
 
 from twisted.internet.defer import Deferred, fail
-from kestrel.clock import Clock
+from kestrel.clock import Clock, Timer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -80,8 +80,8 @@ class Journal:
         self._last_timestamp = 0
         self._operations: list[Operation] = []
         self._buffer: bytearray | None = None
-        self._sync_call = None
-        self._retry_call = None
+        self._sync_call: Timer | None = None
+        self._retry_call: Timer | None = None
         self._cursor: ReadBehindCursor | None = None
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from mypy_extensions import mypyc_attr
 from twisted.internet.defer import CancelledError, Deferred, FirstError
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -42,6 +43,8 @@ class SessionFactory(Factory):
         return protocol
 
 
+# The text and Thrift protocols, which are not compiled, mix it in too.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SessionConnection(TimeoutMixin):
     """
     A mixin for a Protocol. The protocol sets `server` before the connection is made and
