@@ -28,6 +28,7 @@ from kestrel.server import ServerContext
 from kestrel.session import Session
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SessionFactory(Factory):
     """A listener's factory: each connection is a `protocol` on the shared server."""
 
