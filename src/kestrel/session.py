@@ -60,6 +60,10 @@ class OpenReads:
     def __len__(self) -> int:
         return len(self._xids)
 
+    def __bool__(self) -> bool:
+        # Spelled out: mypyc takes an object of a compiled class without __bool__ to be true.
+        return bool(self._xids)
+
     def __iter__(self) -> Iterator[int]:
         return iter(self._xids)
 
