@@ -23,6 +23,8 @@ COMPILED = [
     "src/kestrel/session.py",
     "src/kestrel/collection.py",
     "src/kestrel/queue.py",
+    "src/kestrel/read_behind.py",
+    "src/kestrel/upkeep.py",
     "src/kestrel/waiters.py",
     "src/kestrel/latency.py",
     "src/kestrel/journal/journal.py",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from kestrel.clock import Clock, Timer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -38,7 +38,7 @@ class ReadBehind:
         self,
         name: str,
         journal: Journal,
-        clock: IReactorTime,
+        clock: Clock,
         waiters: DeadlineWaitQueue,
         room: Callable[[], int],
         loaded: Loaded,
@@ -55,7 +55,7 @@ class ReadBehind:
         # The seq of the next item read back: items on disk are numbered in add order.
         self.next_seq = 0
         self._refilling = False
-        self._retry: IDelayedCall | None = None
+        self._retry: Timer | None = None
         self._retry_delay = REFILL_RETRY_DELAYS[0]
         # Raised on stop: a refill answered after it belongs to a cursor that is gone.
         self._generation = 0

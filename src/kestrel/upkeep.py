@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, NamedTuple, Protocol, Sequence
 
-from twisted.internet.interfaces import IReactorTime
+from kestrel.clock import Clock
 from twisted.logger import Logger
 
 from kestrel.config import QueueConfig
@@ -68,7 +68,7 @@ class QueueContents(Protocol):
 class JournalUpkeep:
     log = Logger()
 
-    def __init__(self, name: str, journal: Journal, clock: IReactorTime):
+    def __init__(self, name: str, journal: Journal, clock: Clock):
         self._name = name
         self._journal = journal
         self._clock = clock
