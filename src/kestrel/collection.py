@@ -74,15 +74,17 @@ class QueueCollection(Service):
         self.load()
         frequency = self.config.expiration_timer_frequency
         if frequency:
-            self._sweeper = TimerService(frequency, self._sweep_on_timer)
+            # The sweep is looked up here, once, not called from compiled code straight to
+            # the method: a test replaces it with one that fails.
+            self._sweeper = TimerService(frequency, self._sweep_on_timer, self.sweep)
             self._sweeper.clock = self._clock
             self._sweeper.startService()
 
-    def _sweep_on_timer(self) -> None:
+    def _sweep_on_timer(self, sweep: Callable[[], None]) -> None:
         # `sweep` guards each queue; this is the last line: TimerService stops at a failure,
         # and expiry must never end for good.
         try:
-            self.sweep()
+            sweep()
         except Exception:
             self.log.failure("the expiry sweep failed; it goes on")
 

@@ -14,7 +14,7 @@ read can make the server hold is bounded by about one buffer plus one reply.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 from mypy_extensions import mypyc_attr
 from twisted.internet.defer import CancelledError, Deferred, FirstError
@@ -60,8 +60,9 @@ class SessionConnection(TimeoutMixin):
     server: ServerContext
     # Set by the Protocol this is mixed into.
     transport: Any
-    # False where open reads outlive the connection (Thrift).
-    track_open_reads = True
+    # False where open reads outlive the connection (Thrift). A ClassVar, so that compiled
+    # code reads it from the (possibly interpreted) subclass, not from an instance slot.
+    track_open_reads: ClassVar[bool] = True
     session: Session | None = None
     _closing = False
     _waiting = False

@@ -611,13 +611,14 @@ def test_one_failing_queue_does_not_stop_the_sweep(harness, captured_logs, monke
     config = ServerConfig(queue_path=harness.directory, expiration_timer_frequency=1.0)
     collection = QueueCollection(config, harness.writer, harness.clock)
     collection.startService()
-    collection.add("a_broken", b"x")
+    collection.add("a_broken", b"x", expiry=now_ms(harness) + 500)
     collection.add("b_fine", b"soon gone", expiry=now_ms(harness) + 1500)
 
-    def broken(limit=None):
+    def broken(item):
         raise RuntimeError("sweep trouble")
 
-    monkeypatch.setattr(collection.queue("a_broken"), "discard_expired", broken)
+    # The queue's expiry fails where it hands an expired item on (to expire_to_queue).
+    monkeypatch.setattr(collection.queue("a_broken"), "expired_sink", broken)
     harness.clock.advance(1)
     harness.clock.advance(1)
     assert collection.queue("b_fine").items == 0
