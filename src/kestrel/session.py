@@ -168,11 +168,13 @@ class Session:
         if self.collection.is_alias(name):
             return None
         result = self.collection.fetch(name, transaction, peek, deadline)
-        if isinstance(result, Deferred):
-            self._pending.add(result)
-            result.addBoth(self._settled, result)
-            return result.addCallback(self._fetched, name, transaction, peek, started)
-        return self._fetched(result, name, transaction, peek, started)
+        # Asked this way round: an answer now is the common case, and isinstance against
+        # Deferred (a generic, so an ABC check) costs more than the rest of the test.
+        if result is None or isinstance(result, Item):
+            return self._fetched(result, name, transaction, peek, started)
+        self._pending.add(result)
+        result.addBoth(self._settled, result)
+        return result.addCallback(self._fetched, name, transaction, peek, started)
 
     def _settled(self, result, pending: Deferred):
         self._pending.discard(pending)

@@ -224,7 +224,8 @@ class MemcacheProtocol(SessionConnection, Protocol):
         session = self.session
         assert session is not None
         stored = session.set(name, data, memcache_expiry(exptime, self.server.clock.seconds()))
-        if isinstance(stored, Deferred):
+        # Not isinstance(stored, Deferred): that is an ABC check, dear on every request.
+        if not isinstance(stored, bool):
             self._wait_for(stored, partial(self._answer_set, noreply))
         elif not noreply:
             self._reply(STORED if stored else NOT_STORED)
@@ -258,10 +259,10 @@ class MemcacheProtocol(SessionConnection, Protocol):
         session = self.session
         assert session is not None
         result = session.fetch(name, transaction=request.open, peek=request.peek, deadline=deadline)
-        if isinstance(result, Deferred):
-            self._wait_for(result, lambda item: self._reply_item(request.key, item))
-        else:
+        if result is None or isinstance(result, Item):
             self._reply_item(request.key, result)
+        else:
+            self._wait_for(result, lambda item: self._reply_item(request.key, item))
 
     def _reply_end(self, _) -> None:
         self._reply(END)
