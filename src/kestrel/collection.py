@@ -196,7 +196,7 @@ class QueueCollection(Service):
         queue = self._existing_or_new(name)
         for child in self._children.get(name, ()):
             self._queues[child].add(data, expiry)
-        if queue.config.fanout_only:
+        if queue.limits.fanout_only:
             return not queue.closed
         return queue.add(data, expiry)
 

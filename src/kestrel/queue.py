@@ -55,12 +55,36 @@ class Item:
         return f"<Item {self.data[:20]!r} seq={self.seq} xid={self.xid}>"
 
 
+class QueueLimits:
+    """
+    The settings a queue (and its journal upkeep) reads on every add, copied from its
+    QueueConfig. The compiled build reads these as fields of a compiled class; each read of
+    the config, a plain dataclass, is a lookup by name.
+    """
+
+    def __init__(self, config: QueueConfig):
+        self.max_items = config.max_items
+        self.max_size = config.max_size
+        self.max_item_size = config.max_item_size
+        self.max_age_ms: int | None = None if config.max_age is None else int(config.max_age * 1000)
+        self.discard_old_when_full = config.discard_old_when_full
+        self.max_expire_sweep = config.max_expire_sweep
+        self.fanout_only = config.fanout_only
+        self.keep_journal = config.keep_journal
+        self.max_memory_size = config.max_memory_size
+        self.default_journal_size = config.default_journal_size
+        self.max_journal_size = config.max_journal_size
+        self.disable_aggressive_rewrites = config.disable_aggressive_rewrites
+        self.min_journal_compact_delay = config.min_journal_compact_delay
+
+
 class PersistentQueue:
     log = Logger()
 
     def __init__(self, name: str, config: QueueConfig, journal: Journal, clock: Clock):
         self.name = name
         self.config = config
+        self.limits = QueueLimits(config)
         self._clock = clock
         self.journal = journal
         journal.keep = config.keep_journal
@@ -85,7 +109,7 @@ class PersistentQueue:
         self._last_removed_add_time = 0
         self._read_behind = ReadBehind(
             name, journal, clock, self.waiters,
-            room=lambda: self.config.max_memory_size - self.memory_bytes,
+            room=lambda: self.limits.max_memory_size - self.memory_bytes,
             loaded=self._refilled, unreadable=self._disk_unreadable,
         )
         self._upkeep = JournalUpkeep(name, journal, clock)
@@ -244,25 +268,26 @@ class PersistentQueue:
         Add an item (expiry in epoch ms, 0 = none). False if the queue refuses it (full, item
         too large, closed); QueueUnavailable while its journal cannot be written.
         """
-        config = self.config
-        if self.closed or len(data) > config.max_item_size:
+        limits = self.limits
+        if self.closed or len(data) > limits.max_item_size:
             return False
         if self.journal.failure is not None:
             raise QueueUnavailable(self.name, self.journal.failure.getErrorMessage())
         self.discard_expired()
-        while self.items >= config.max_items or self.bytes >= config.max_size:
-            if not config.discard_old_when_full or not self._memory:
+        while self.items >= limits.max_items or self.bytes >= limits.max_size:
+            if not limits.discard_old_when_full or not self._memory:
                 return False
             self._take_head()
             self.journal.append(records.REMOVE_BYTES)
             self.discarded += 1
         now = self._now_ms()
-        if config.max_age is not None:
-            limit = now + int(config.max_age * 1000)
+        max_age_ms = limits.max_age_ms
+        if max_age_ms is not None:
+            limit = now + max_age_ms
             expiry = min(expiry, limit) if expiry else limit
         item = Item(data, now if add_time is None else add_time, expiry, self._next_seq)
         self._upkeep.after_change(self)
-        if not self.reading_behind and self.bytes >= config.max_memory_size and config.keep_journal:
+        if not self.reading_behind and self.bytes >= limits.max_memory_size and limits.keep_journal:
             self._read_behind.start(item.seq)
         self.journal.append(records.encode_addx(data, item.add_time, expiry))
         self._store(item)
@@ -458,12 +483,11 @@ class PersistentQueue:
         memory = self._memory
         if not memory:
             return 0
-        max_age = self.config.max_age
-        if not memory[0].expiry and max_age is None:
+        max_age_ms = self.limits.max_age_ms
+        if not memory[0].expiry and max_age_ms is None:
             return 0
         now = self._now_ms()
-        limit = self.config.max_expire_sweep if limit is None else limit
-        max_age_ms = None if max_age is None else int(max_age * 1000)
+        limit = self.limits.max_expire_sweep if limit is None else limit
         count = 0
         while memory and count < limit and self._expired(memory[0], now, max_age_ms):
             if self.expired_sink is not None and not self._hand_on_expired(memory[0]):
@@ -553,6 +577,7 @@ class PersistentQueue:
                 self.journal.keep = False
                 self.log.info("queue {queue} no longer keeps a journal; its files are erased", queue=self.name)
         self.config = config
+        self.limits = QueueLimits(config)
         self.journal.sync_journal = config.sync_journal
 
     # Read-behind

@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol, Sequence
 from kestrel.clock import Clock
 from twisted.logger import Logger
 
-from kestrel.config import QueueConfig
 from kestrel.journal import records
 from kestrel.journal.journal import Journal
 
 if TYPE_CHECKING:
-    from kestrel.queue import Item
+    from kestrel.queue import Item, QueueLimits
 
 PLACEHOLDER_BYTES = records.record_size(records.ADDX)
 
@@ -50,7 +49,8 @@ class Checkpoint(NamedTuple):
 
 
 class QueueContents(Protocol):
-    config: QueueConfig
+    # What the queue's config says, in the form the queue reads it on every add.
+    limits: QueueLimits
     items: int
     bytes: int
     memory_bytes: int
@@ -78,7 +78,7 @@ class JournalUpkeep:
         self.rotations = 0
 
     def after_change(self, queue: QueueContents) -> None:
-        config, journal = queue.config, self._journal
+        config, journal = queue.limits, self._journal
         if not config.keep_journal:
             return
         aggressive = not config.disable_aggressive_rewrites
@@ -87,10 +87,11 @@ class JournalUpkeep:
             if not aggressive and journal.size >= config.default_journal_size // 2:
                 self._delay_rewrites(config)
         elif (
-            self._rewrites_allowed()
-            and journal.size + journal.archived > config.max_journal_size
+            # The clock last: the sizes nearly always settle it.
+            journal.size + journal.archived > config.max_journal_size
             and queue.bytes < config.max_memory_size
             and not queue.reading_behind
+            and self._rewrites_allowed()
         ):
             self.rewrite(queue)
             self._delay_rewrites(config)
@@ -145,7 +146,7 @@ class JournalUpkeep:
     def _rewrites_allowed(self) -> bool:
         return self._clock.seconds() >= self._rewrites_allowed_at
 
-    def _delay_rewrites(self, config: QueueConfig) -> None:
+    def _delay_rewrites(self, config: QueueLimits) -> None:
         delay = config.min_journal_compact_delay
         if delay:
             self._rewrites_allowed_at = self._clock.seconds() + delay
