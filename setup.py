@@ -21,6 +21,7 @@ COMPILED = [
     "src/kestrel/protocols/connection.py",
     "src/kestrel/protocols/sending.py",
     "src/kestrel/session.py",
+    "src/kestrel/server.py",
     "src/kestrel/collection.py",
     "src/kestrel/queue.py",
     "src/kestrel/read_behind.py",

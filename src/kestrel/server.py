@@ -20,25 +20,18 @@ from kestrel.status import ServerStatus
 class ServerStats:
     """Counters over all connections (Kestrel's global `stats`)."""
 
-    __slots__ = (
-        "curr_connections", "total_connections", "cmd_get", "cmd_set", "cmd_peek", "get_hits",
-        "get_misses", "bytes_read", "bytes_written", "cmd_monitor", "cmd_monitor_get",
-    )
-    curr_connections: int
-    total_connections: int
-    cmd_get: int
-    cmd_set: int
-    cmd_peek: int
-    get_hits: int
-    get_misses: int
-    bytes_read: int
-    bytes_written: int
-    cmd_monitor: int
-    cmd_monitor_get: int
-
-    def __init__(self):
-        for name in self.__slots__:
-            setattr(self, name, 0)
+    def __init__(self) -> None:
+        self.curr_connections = 0
+        self.total_connections = 0
+        self.cmd_get = 0
+        self.cmd_set = 0
+        self.cmd_peek = 0
+        self.get_hits = 0
+        self.get_misses = 0
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.cmd_monitor = 0
+        self.cmd_monitor_get = 0
 
 
 class ServerContext:

@@ -15,7 +15,6 @@ from twisted.internet.testing import MemoryReactorClock
 
 from kestrel.config import ServerConfig
 from kestrel.listener import ListenerService, ListenFailed
-from kestrel.protocols.memcache import MemcacheFactory
 from kestrel.tap import KestrelService, StartFailed
 from kestrel.test.test_manhole import authorized_keys_file, new_key
 
@@ -50,7 +49,7 @@ class TakenPortReactor(MemoryReactorClock):
     ],
 )
 def test_a_listener_that_cannot_bind_raises_with_the_address(description, taken, address):
-    listener = ListenerService("memcache", description, MemcacheFactory(None), TakenPortReactor(taken))
+    listener = ListenerService("memcache", description, Factory.forProtocol(Protocol), TakenPortReactor(taken))
     with pytest.raises(ListenFailed) as caught:
         listener.privilegedStartService()
     assert str(caught.value) == f"cannot listen on {address}: Address already in use"
@@ -60,7 +59,7 @@ def test_a_listener_that_cannot_bind_raises_with_the_address(description, taken,
 
 def test_a_systemd_socket_that_systemd_did_not_pass_stops_the_start(monkeypatch):
     monkeypatch.delenv("LISTEN_PID", raising=False)
-    listener = ListenerService("memcache", "systemd:domain=INET:index=0", MemcacheFactory(None), MemoryReactorClock())
+    listener = ListenerService("memcache", "systemd:domain=INET:index=0", Factory.forProtocol(Protocol), MemoryReactorClock())
     with pytest.raises(ListenFailed) as caught:
         listener.privilegedStartService()
     assert str(caught.value) == (
@@ -69,7 +68,7 @@ def test_a_systemd_socket_that_systemd_did_not_pass_stops_the_start(monkeypatch)
 
 
 def test_a_listener_that_binds_logs_its_address(captured_logs):
-    listener = ListenerService("text", "tcp:2222", MemcacheFactory(None), TakenPortReactor(22133))
+    listener = ListenerService("text", "tcp:2222", Factory.forProtocol(Protocol), TakenPortReactor(22133))
     listener.privilegedStartService()
     listener.startService()  # does not listen a second time
     assert listener.address == "0.0.0.0:2222"
