@@ -16,7 +16,7 @@ import sys
 
 from twisted.internet.protocol import Factory, Protocol
 
-from kestrel.protocols.sending import no_delay, send_reply
+from kestrel.protocols.sending import no_delay, send_reply, socket_of
 
 ITEM = b"x" * 64
 
@@ -43,7 +43,7 @@ class FloorResponder(Protocol):
                 replies.append(b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key, len(ITEM), ITEM))
         self.buffer = buffer
         if replies:
-            send_reply(self.transport, replies)
+            send_reply(self.transport, replies, socket_of(self.transport))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from kestrel.protocols.sending import no_delay, send_reply
+from kestrel.protocols.sending import no_delay, send_reply, socket_of
 from kestrel.server import ServerContext
 from kestrel.session import Session
 
@@ -78,6 +78,8 @@ class SessionConnection(TimeoutMixin):
     _output_bytes = 0
     # How much of `self._buffer` the requests handled in this pass took up.
     _position = 0
+    # The transport's socket, for replies sent straight to it (kestrel.protocols.sending).
+    _socket: Any = None
 
     def connectionMade(self) -> None:
         if self.server.at_connection_limit():
@@ -87,6 +89,7 @@ class SessionConnection(TimeoutMixin):
             self.transport.loseConnection()
             return
         no_delay(self.transport)
+        self._socket = socket_of(self.transport)
         self.session = Session(self.server, self.track_open_reads)
         self._max_output = self.server.config.max_output_buffer
         self.transport.registerProducer(self, True)
@@ -207,7 +210,7 @@ class SessionConnection(TimeoutMixin):
 
     def _write(self, chunks: Sequence[bytes], size: int) -> None:
         self.server.stats.bytes_written += size
-        send_reply(self.transport, chunks)
+        send_reply(self.transport, chunks, self._socket)
 
     def _close(self) -> None:
         """Close once the replies written so far are out; later requests are ignored."""

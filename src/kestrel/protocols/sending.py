@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 
 def no_delay(transport) -> None:
@@ -22,9 +22,15 @@ def no_delay(transport) -> None:
         pass
 
 
-def send_reply(transport, chunks: Sequence[bytes]) -> None:
+def socket_of(transport) -> Any:
+    """The socket of a TCP transport, for `send_reply`; None for any other."""
+    return getattr(transport, "socket", None)
+
+
+def send_reply(transport, chunks: Sequence[bytes], sock: Any) -> None:
     """
-    Send `chunks` straight to the socket when nothing else is waiting to go out.
+    Send `chunks` straight to `sock`, the transport's socket (`socket_of`; a connection
+    looks it up once), when nothing else is waiting to go out.
 
     Twisted's TCP transport only buffers a write and sends it on the reactor's next pass,
     which costs a registration for writability and its removal (two epoll_ctl calls) per
@@ -32,7 +38,6 @@ def send_reply(transport, chunks: Sequence[bytes]) -> None:
     saves both by sending at once. Whatever the socket does not take, or any trouble,
     goes through the transport as usual, so order and back-pressure are unchanged.
     """
-    sock = getattr(transport, "socket", None)
     if sock is None or transport.dataBuffer or transport._tempDataBuffer or transport.disconnecting or not transport.connected:
         transport.writeSequence(chunks)
         return
