@@ -80,6 +80,8 @@ class SessionConnection(TimeoutMixin):
     _position = 0
     # The transport's socket, for replies sent straight to it (kestrel.protocols.sending).
     _socket: Any = None
+    # Whether an idle timeout is set (client_timeout, and no answer waits).
+    _timing_out = False
 
     def connectionMade(self) -> None:
         if self.server.at_connection_limit():
@@ -97,6 +99,15 @@ class SessionConnection(TimeoutMixin):
         # The idle timer runs on the server's clock.
         self.callLater = self.server.clock.callLater  # type: ignore[method-assign, assignment]
         self.setTimeout(self.server.config.client_timeout)
+
+    def setTimeout(self, period: float | None) -> Any:
+        self._timing_out = period is not None
+        return TimeoutMixin.setTimeout(self, period)
+
+    def resetTimeout(self) -> None:
+        # Called for every request: without a timeout, skip the call into TimeoutMixin.
+        if self._timing_out:
+            TimeoutMixin.resetTimeout(self)
 
     def connectionLost(self, reason=None) -> None:
         # Requests still buffered behind a waiting one must not run for a client that left.
