@@ -39,7 +39,8 @@ def ext_modules():
     from mypyc.build import mypycify
 
     # Modules outside COMPILED are type-checked only as far as the compiled ones use them.
-    return mypycify(["--follow-imports=silent", "--ignore-missing-imports", *COMPILED], opt_level="3")
+    # group_name: the shared runtime module is kestrel__mypyc, not one named by a hash.
+    return mypycify(["--follow-imports=silent", "--ignore-missing-imports", *COMPILED], opt_level="3", group_name="kestrel")
 
 
 setup(ext_modules=ext_modules())
