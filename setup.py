@@ -11,6 +11,9 @@ Everything else is in setup.cfg.
 """
 
 import os
+import shutil
+import sys
+import sysconfig
 
 from setuptools import setup
 
@@ -33,8 +36,19 @@ COMPILED = [
 ]
 
 
+def can_compile() -> bool:
+    """A C compiler and Python's headers, without which the package installs as pure Python."""
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    headers = os.path.join(sysconfig.get_paths()["include"], "Python.h")
+    return shutil.which(compiler) is not None and os.path.exists(headers)
+
+
 def ext_modules():
     if os.environ.get("KESTREL_PURE_PYTHON", "") not in ("", "0"):
+        return []
+    if not can_compile():
+        print("txkestrel: no C compiler or no Python headers: installing pure Python "
+              "(Debian: apt-get install build-essential python3-dev)", file=sys.stderr)
         return []
     from mypyc.build import mypycify
 
