@@ -10,11 +10,17 @@ its admin port and its spool.
     kestrel top [--interval 1]             a live view of the queues, the ones backing up first
     kestrel dump QUEUE|FILE ... [-d] [-q]  a queue's journal files from the spool, record by record
     kestrel load TOOL ...                  the load tools (pip install 'txkestrel[load]')
+    kestrel put QUEUE [ITEM ...]           add items (one a line of stdin when none is given)
+    kestrel get QUEUE [-n N] [--timeout 5s] [--reserve]
+    kestrel peek QUEUE | tail QUEUE        the head item; every item as it comes (Ctrl-C ends it)
+    kestrel fleet                          each server's status and queue depths
 
 The config is -c, else $KESTREL_CONFIG, else etc/kestrel.conf in the working folder; it is
-read for the admin port (unless --admin names it) and the spool (dump). Exit codes: 0 done;
-1 the server refused (its reason on stderr), or a journal ends in a damaged record; 2 the
-server cannot be reached, or bad usage, config or file. Errors are one line on stderr.
+read for the admin port (unless --admin names it), the spool (dump) and the memcache port
+(the queue commands, unless --servers names servers). Exit codes: 0 done; 1 the server
+refused (its reason on stderr), or a journal ends in a damaged record; 2 the server cannot be
+reached, or bad usage, config or file; 3 get or peek found no item; 4 a put's connection
+dropped before its reply, so the item may or may not be stored. Errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ import os
 import re
 import sys
 import urllib.error
-from typing import TextIO
+from itertools import islice
+from typing import BinaryIO, Iterator, TextIO
 
 from kestrel.config import ConfigError, ServerConfig, load_config
 from kestrel.journal import files
@@ -33,6 +40,12 @@ from kestrel.tools.qdump import dump_files
 
 DEFAULT_CONFIG = os.path.join("etc", "kestrel.conf")
 ADMIN_COMMANDS = ("stats", "status", "reload", "shutdown", "quiesce", "ping", "server-info", "metrics")
+QUEUE_COMMANDS = ("put", "get", "peek", "tail", "fleet")
+NO_ITEM = 3
+OUTCOME_UNKNOWN = 4
+# `kestrel put` sends stdin's lines in batches this long, pipelined (Client.put_many).
+PUT_BATCH = 1000
+DURATION = re.compile(r"(\d+(?:\.\d*)?)(ms|s|m)?")
 
 
 class CommandError(Exception):
@@ -72,7 +85,46 @@ def parser() -> argparse.ArgumentParser:
     dump.add_argument("--no-offsets", dest="offsets", action="store_false", help="leave out the byte offsets")
     load = commands.add_parser("load", help="the load tools (kestrel load --help)", add_help=False)
     load.add_argument("arguments", nargs=argparse.REMAINDER)
+    queue_commands(commands)
     return top
+
+
+def queue_commands(commands) -> None:
+    """put, get, peek, tail and fleet: the memcache port of one server, or of a fleet (doc/fleet.md)."""
+    fleet_options = argparse.ArgumentParser(add_help=False)
+    fleet_options.add_argument("--servers", metavar="HOST:PORT,...", help="these servers, instead of the config's memcache_listen")
+    fleet_options.add_argument("--zookeeper", metavar="HOST:PORT/PREFIX", help="a fleet's ZooKeeper server sets (part B of issue 13)")
+    put = commands.add_parser(
+        "put", parents=[fleet_options], help="add items to a queue",
+        description="kestrel put jobs 'resize 42' 'resize 43'\nprintf 'a\\nb\\n' | kestrel put jobs    (one item a line)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    put.add_argument("queue")
+    put.add_argument("items", nargs="*", metavar="ITEM", help="the items; without any, each line of stdin is one")
+    get = commands.add_parser(
+        "get", parents=[fleet_options], help="take items from a queue and print them, one a line",
+        description="kestrel get jobs -n 10 --timeout 5s --reserve",
+    )
+    get.add_argument("queue")
+    get.add_argument("-n", type=int, default=1, metavar="N", help="up to N items (default 1); it stops at the first wait that brings none")
+    get.add_argument("--timeout", type=duration, default=0.0, help="how long to wait for each item: 500ms, 5s, 2m (default: not at all)")
+    get.add_argument("--reserve", action="store_true", help="confirm each item only once it is printed (a reliable read)")
+    peek = commands.add_parser("peek", parents=[fleet_options], help="print a queue's head item and leave it there", description="kestrel peek jobs")
+    peek.add_argument("queue")
+    tail = commands.add_parser(
+        "tail", parents=[fleet_options], help="print items as they arrive, each confirmed once printed (Ctrl-C ends it)",
+        description="kestrel tail jobs --servers 10.0.0.7:22133,10.0.0.8:22133",
+    )
+    tail.add_argument("queue")
+    commands.add_parser("fleet", parents=[fleet_options], help="each server: whether it answers, its queues and their depths", description="kestrel fleet --servers a:22133,b:22133")
+
+
+def duration(text: str) -> float:
+    """`500ms`, `5s`, `2m`, or bare seconds."""
+    match = DURATION.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a duration such as 500ms, 5s or 2m")
+    return float(match[1]) * {"ms": 0.001, "s": 1, None: 1, "m": 60}[match[2]]
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
@@ -85,6 +137,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             return top(options)
         if options.command == "dump":
             return dump_files(journal_paths(options), out, data=options.data, offsets=options.offsets, quiet=options.quiet)
+        if options.command in QUEUE_COMMANDS:
+            return queues(options, out)
         return admin(options, out)
     except CommandError as error:
         print(f"kestrel: {error}", file=sys.stderr)
@@ -151,15 +205,127 @@ def admin_address(options: argparse.Namespace) -> tuple[str, int]:
     return tcp_address(listen)
 
 
-def tcp_address(endpoint: str) -> tuple[str, int]:
+def tcp_address(endpoint: str, setting: str = "admin_listen", instead: str = "--admin HOST:PORT") -> tuple[str, int]:
     """Where to reach a listener of a strports endpoint: its interface (loopback for a wildcard) and port."""
     kind, *parts = [part.replace("\\:", ":") for part in re.split(r"(?<!\\):", endpoint)]
     if kind not in ("tcp", "tcp6") or not parts or not parts[0].isdigit():
-        raise CommandError(f"admin_listen {endpoint!r}: kestrel reaches a tcp admin port only (or give --admin HOST:PORT)")
+        raise CommandError(f"{setting} {endpoint!r}: kestrel reaches a tcp port only (or give {instead})")
     interface = next((part.split("=", 1)[1] for part in parts[1:] if part.startswith("interface=")), "")
     if interface in ("", "0.0.0.0", "::"):
         interface = "127.0.0.1" if kind == "tcp" else "::1"
     return interface, int(parts[0])
+
+
+def queues(options: argparse.Namespace, out: TextIO) -> int:
+    """The queue commands, through kestrel.client; its errors become one line and an exit code."""
+    from kestrel import client
+
+    if options.zookeeper:
+        raise CommandError("--zookeeper: ZooKeeper server sets come with part B of issue 13; give --servers")
+    try:
+        with client.Client(fleet_servers(options)) as fleet:
+            return QUEUE_ACTIONS[options.command](fleet, options, out)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    except client.WriteOutcomeUnknown as error:
+        print(f"kestrel: {error}", file=sys.stderr)
+        return OUTCOME_UNKNOWN
+    except client.NoServerAvailable as error:
+        refused = all(isinstance(failure, client.ServerError) for failure in error.failures.values()) and error.failures
+        print(f"kestrel: {error}", file=sys.stderr)
+        return 1 if refused else 2
+    except client.KestrelError as error:
+        print(f"kestrel: {error}", file=sys.stderr)
+        return 1
+
+
+def fleet_servers(options: argparse.Namespace) -> list[str]:
+    if options.servers:
+        return [server.strip() for server in options.servers.split(",") if server.strip()]
+    host, port = tcp_address(config(options).memcache_listen, "memcache_listen", "--servers HOST:PORT,...")
+    return [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+
+
+def binary(out: TextIO) -> BinaryIO:
+    """Items are bytes: they go to the stream's buffer, as they are."""
+    out.flush()
+    return out.buffer
+
+
+def print_item(out: TextIO, item: bytes) -> None:
+    stream = binary(out)
+    stream.write(item + b"\n")
+    stream.flush()
+
+
+def put_items(fleet, options: argparse.Namespace, out: TextIO) -> int:
+    if options.items:
+        fleet.put_many(options.queue, [item.encode() for item in options.items])
+        return 0
+    lines = (line.rstrip(b"\r\n") for line in sys.stdin.buffer)
+    while batch := list(islice(lines, PUT_BATCH)):
+        fleet.put_many(options.queue, batch)
+    return 0
+
+
+def get_items(fleet, options: argparse.Namespace, out: TextIO) -> int:
+    count = 0
+    for _ in range(options.n):
+        if options.reserve:
+            with fleet.reserve(options.queue, options.timeout) as item:
+                if item is not None:
+                    print_item(out, item)
+        else:
+            item = fleet.get(options.queue, options.timeout)
+            if item is not None:
+                print_item(out, item)
+        if item is None:
+            break
+        count += 1
+    return 0 if count else NO_ITEM
+
+
+def peek_item(fleet, options: argparse.Namespace, out: TextIO) -> int:
+    item = fleet.peek(options.queue)
+    if item is None:
+        return NO_ITEM
+    print_item(out, item)
+    return 0
+
+
+def tail_items(fleet, options: argparse.Namespace, out: TextIO) -> int:
+    """Until Ctrl-C: an item interrupted before it is printed is aborted, and comes again."""
+    try:
+        for item in reserved_forever(fleet, options.queue):
+            print_item(out, item)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def reserved_forever(fleet, queue: str) -> Iterator[bytes]:
+    while True:
+        with fleet.reserve(queue, timeout=1.0) as item:
+            if item is not None:
+                yield item
+
+
+def show_fleet(fleet, options: argparse.Namespace, out: TextIO) -> int:
+    """One line a server (address, up or why not, items in all), then one a queue: its items and open reads."""
+    answered = 0
+    for server, found in fleet.stats().items():
+        if found.error is not None:
+            out.write(f"{server}  down  {found.error}\n")
+            continue
+        answered += 1
+        out.write(f"{server}  up  {found.stats.get('curr_items', 0)} items in {len(found.queues)} queues\n")
+        for name, queue in sorted(found.queues.items()):
+            if "items" in queue:
+                out.write(f"  {name}  {queue['items']} items  {queue.get('open_transactions', 0)} open\n")
+    return 0 if answered else 2
+
+
+QUEUE_ACTIONS = {"put": put_items, "get": get_items, "peek": peek_item, "tail": tail_items, "fleet": show_fleet}
 
 
 def journal_paths(options: argparse.Namespace) -> list[str]:

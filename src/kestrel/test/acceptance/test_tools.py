@@ -8,11 +8,12 @@ import sys
 from kestrel.load.process import free_port, wait_until
 
 
-def kestrel_command(*args: str, config=None) -> subprocess.CompletedProcess:
+def kestrel_command(*args: str, config=None, stdin: str | None = None) -> subprocess.CompletedProcess:
     """Run `kestrel` the way its entry point does, without needing it installed; the config from $KESTREL_CONFIG."""
     env = os.environ | ({"KESTREL_CONFIG": str(config)} if config else {})
     return subprocess.run(
-        [sys.executable, "-m", "kestrel.command", *args], check=False, capture_output=True, text=True, timeout=30, env=env
+        [sys.executable, "-m", "kestrel.command", *args], check=False, capture_output=True, text=True, timeout=30, env=env,
+        input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
     )
 
 
