@@ -28,10 +28,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
+import threading
 import urllib.error
 from itertools import islice
-from typing import BinaryIO, Iterator, TextIO
+from typing import BinaryIO, TextIO
 
 from kestrel.config import ConfigError, ServerConfig, load_config
 from kestrel.journal import files
@@ -45,6 +47,8 @@ NO_ITEM = 3
 OUTCOME_UNKNOWN = 4
 # `kestrel put` sends stdin's lines in batches this long, pipelined (Client.put_many).
 PUT_BATCH = 1000
+# How long `tail` waits for an item on each try: Ctrl-C takes effect within it.
+TAIL_WAIT = 1.0
 DURATION = re.compile(r"(\d+(?:\.\d*)?)(ms|s|m)?")
 
 
@@ -93,7 +97,10 @@ def queue_commands(commands) -> None:
     """put, get, peek, tail and fleet: the memcache port of one server, or of a fleet (doc/fleet.md)."""
     fleet_options = argparse.ArgumentParser(add_help=False)
     fleet_options.add_argument("--servers", metavar="HOST:PORT,...", help="these servers, instead of the config's memcache_listen")
-    fleet_options.add_argument("--zookeeper", metavar="HOST:PORT/PREFIX", help="a fleet's ZooKeeper server sets (part B of issue 13)")
+    fleet_options.add_argument(
+        "--zookeeper", metavar="HOST:PORT/PREFIX",
+        help="the servers of a fleet's ZooKeeper server sets: writes to the write set, reads from the read set",
+    )
     put = commands.add_parser(
         "put", parents=[fleet_options], help="add items to a queue",
         description="kestrel put jobs 'resize 42' 'resize 43'\nprintf 'a\\nb\\n' | kestrel put jobs    (one item a line)",
@@ -220,10 +227,12 @@ def queues(options: argparse.Namespace, out: TextIO) -> int:
     """The queue commands, through kestrel.client; its errors become one line and an exit code."""
     from kestrel import client
 
-    if options.zookeeper:
-        raise CommandError("--zookeeper: ZooKeeper server sets come with part B of issue 13; give --servers")
     try:
-        with client.Client(fleet_servers(options)) as fleet:
+        fleet = client.Client(zookeeper=options.zookeeper) if options.zookeeper else client.Client(fleet_servers(options))
+    except (ValueError, client.ZooKeeperUnreachable) as error:
+        raise CommandError(str(error)) from None
+    try:
+        with fleet:
             return QUEUE_ACTIONS[options.command](fleet, options, out)
     except ValueError as error:
         raise CommandError(str(error)) from None
@@ -294,31 +303,34 @@ def peek_item(fleet, options: argparse.Namespace, out: TextIO) -> int:
 
 
 def tail_items(fleet, options: argparse.Namespace, out: TextIO) -> int:
-    """Until Ctrl-C: an item interrupted before it is printed is aborted, and comes again."""
+    """
+    Until Ctrl-C. Ctrl-C only asks to stop: the item in hand is printed and confirmed first,
+    and the wait for the next one ends within TAIL_WAIT. (Raised in the middle, it would abort
+    an item already printed, which would then come again.)
+    """
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     try:
-        for item in reserved_forever(fleet, options.queue):
-            print_item(out, item)
-    except KeyboardInterrupt:
-        return 0
+        while not stop.is_set():
+            with fleet.reserve(options.queue, timeout=TAIL_WAIT) as item:
+                if item is not None:
+                    print_item(out, item)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return 0
-
-
-def reserved_forever(fleet, queue: str) -> Iterator[bytes]:
-    while True:
-        with fleet.reserve(queue, timeout=1.0) as item:
-            if item is not None:
-                yield item
 
 
 def show_fleet(fleet, options: argparse.Namespace, out: TextIO) -> int:
     """One line a server (address, up or why not, items in all), then one a queue: its items and open reads."""
     answered = 0
+    membership = fleet.fleet.membership
     for server, found in fleet.stats().items():
+        roles = ",".join(role for role in ("write", "read") if server in membership.servers_for(role))
         if found.error is not None:
-            out.write(f"{server}  down  {found.error}\n")
+            out.write(f"{server}  {roles}  down  {found.error}\n")
             continue
         answered += 1
-        out.write(f"{server}  up  {found.stats.get('curr_items', 0)} items in {len(found.queues)} queues\n")
+        out.write(f"{server}  {roles}  up  {found.stats.get('curr_items', 0)} items in {len(found.queues)} queues\n")
         for name, queue in sorted(found.queues.items()):
             if "items" in queue:
                 out.write(f"  {name}  {queue['items']} items  {queue.get('open_transactions', 0)} open\n")

@@ -20,6 +20,7 @@ from kestrel.client.protocol import (
     ServerError,
     UnexpectedReply,
     WriteOutcomeUnknown,
+    ZooKeeperUnreachable,
 )
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "ServerStats",
     "UnexpectedReply",
     "WriteOutcomeUnknown",
+    "ZooKeeperUnreachable",
 ]

@@ -66,7 +66,7 @@ class AsyncClient(ClientBase):
         return AsyncReservation(self, queue, timeout)
 
     async def close(self) -> None:
-        self._pool.close()
+        self._release()
 
     async def __aenter__(self) -> "AsyncClient":
         return self

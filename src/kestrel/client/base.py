@@ -12,7 +12,7 @@ import threading
 import time
 from collections import defaultdict
 from datetime import datetime
-from typing import Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from twisted.logger import Logger
 
@@ -20,6 +20,12 @@ from kestrel.client import calls
 from kestrel.client.calls import Answered, Exchange, Found, Outcome, Unreachable
 from kestrel.client.fleet import Fleet, Membership
 from kestrel.client.protocol import delete_request, flush_request, set_request
+
+if TYPE_CHECKING:
+    from kestrel.client.zookeeper import ServerSets
+
+# How long a client waits for ZooKeeper when it is made.
+ZOOKEEPER_TIMEOUT = 10.0
 
 log = Logger()
 
@@ -67,8 +73,10 @@ class Pool:
 
 class ClientBase:
     """
-    `servers` lists `host:port`s; `membership` may be given instead, to change them live
-    (fleet.Membership.replace). `writes_per_server`: how many writes stay on one server;
+    `servers` lists `host:port`s; `zookeeper` (`host:port[,host:port]/prefix`) finds them in
+    ZooKeeper server sets instead, writes from the write set and reads from the read set,
+    following their changes (construction waits up to `zookeeper_timeout` for ZooKeeper);
+    `membership` may be given instead, to change them live (fleet.Membership.replace). `writes_per_server`: how many writes stay on one server;
     `retries`: how many other servers a call may move to; `read_slice`: seconds a read waits
     on one server of several before it moves on; `connect_timeout`, `reply_timeout`: seconds
     (a blocking read's reply may take its wait longer); `backoff_initial`, `backoff_max`: how
@@ -80,6 +88,7 @@ class ClientBase:
         servers: Iterable[str] | None = None,
         *,
         zookeeper: str | None = None,
+        zookeeper_timeout: float = ZOOKEEPER_TIMEOUT,
         membership: Membership | None = None,
         writes_per_server: int = 100,
         retries: int = 2,
@@ -92,9 +101,13 @@ class ClientBase:
         wall_clock: Callable[[], float] = time.time,
         choose: random.Random | None = None,
     ):
+        self._server_sets: ServerSets | None = None
         if zookeeper is not None:
-            raise NotImplementedError("ZooKeeper server sets come with part B of issue 13; give servers=[...] or a Membership")
-        if membership is None:
+            from kestrel.client.zookeeper import ServerSets  # kazoo, only for a client that asks
+
+            membership = Membership()
+            self._server_sets = ServerSets(zookeeper, membership, timeout=zookeeper_timeout)
+        elif membership is None:
             if not servers:
                 raise ValueError("a client needs servers (host:port, ...) or a membership")
             membership = Membership([servers] if isinstance(servers, str) else servers)
@@ -109,6 +122,13 @@ class ClientBase:
         self._clock = clock
         self._wall_clock = wall_clock
         self._pool = Pool()
+
+    def _release(self) -> list[Connection]:
+        """Stop following ZooKeeper and close the idle connections (each front end's close)."""
+        if self._server_sets is not None:
+            self._server_sets.close()
+            self._server_sets = None
+        return self._pool.close()
 
     # The calls, the same on every front end
 

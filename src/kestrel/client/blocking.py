@@ -75,7 +75,7 @@ class Client(ClientBase):
         return Reservation(self, queue, timeout)
 
     def close(self) -> None:
-        self._pool.close()
+        self._release()
 
     def __enter__(self) -> "Client":
         return self

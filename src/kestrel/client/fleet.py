@@ -3,8 +3,8 @@ Which server a call goes to, with no I/O: sticky writes, rotating reads, and ser
 down with back-off, on an injected clock (doc/fleet.md).
 
 `Membership` says which servers there are for writes and for reads; `replace` changes them
-live. A fixed list is the only source here; ZooKeeper server sets (part B of issue 13) will
-call `replace` as their membership changes.
+live: a fixed list here, or ZooKeeper server sets (`kestrel.client.zookeeper`), which call
+`replace` as their membership changes.
 """
 
 from __future__ import annotations

@@ -59,6 +59,10 @@ class UnexpectedReply(KestrelError):
     """Bytes that are no reply to what was asked: the connection cannot be trusted any more."""
 
 
+class ZooKeeperUnreachable(KestrelError):
+    """A client asked for ZooKeeper server sets, and ZooKeeper did not answer in time."""
+
+
 class NoServerAvailable(KestrelError):
     """Every server a call could use failed; `failures` maps each one tried to its error."""
 

@@ -113,7 +113,7 @@ class Client(ClientBase):
         return AsyncReservation(self, queue, timeout)
 
     def close(self) -> Deferred:
-        return DeferredList([connection.lost() for connection in self._pool.close()])
+        return DeferredList([connection.lost() for connection in self._release()])
 
     async def __aenter__(self) -> "Client":
         return self

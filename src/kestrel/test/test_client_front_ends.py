@@ -161,9 +161,10 @@ def test_blocking_client_without_a_reachable_server_says_so():
             client.put("jobs", b"x")
 
 
-def test_a_zookeeper_fleet_is_not_yet_supported():
-    with pytest.raises(NotImplementedError, match="part B"):
-        Client(zookeeper="zk:2181/kestrel")
+@pytest.mark.parametrize("spec", ["zk:2181", "zk:2181/"])
+def test_a_zookeeper_fleet_needs_a_prefix(spec):
+    with pytest.raises(ValueError, match="expected host:port"):
+        Client(zookeeper=spec)
 
 
 def test_asyncio_client_on_the_same_fake(fake):

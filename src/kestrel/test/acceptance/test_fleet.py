@@ -3,7 +3,9 @@ A fleet of three real servers through kestrel.client: 4 producers and 4 consumer
 with the blocking Client, then tasks with AsyncClient) move unique items
 ($KESTREL_FLEET_ITEMS, default 20,000) with `reserve`, while one server (sync_journal = "0")
 is killed with SIGKILL and restarted on its port and spool, and another goes quiescent and
-back (doc/fleet.md).
+back (doc/fleet.md). Each run twice: the clients given the servers, and the clients finding
+them in ZooKeeper server sets, where the quiescent server must leave the client's sets and
+come back while the run goes on.
 
 At the end: every item whose put was acknowledged was confirmed exactly once, nothing else
 was, an item whose put raised WriteOutcomeUnknown at most once, and each server handed out
@@ -20,7 +22,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from kestrel.client import AsyncClient, Client, ConfirmFailed, NoServerAvailable, WriteOutcomeUnknown
+from kestrel.client import AsyncClient, Client, ConfirmFailed, Membership, NoServerAvailable, WriteOutcomeUnknown
 from kestrel.load.process import KestrelProcess, free_port, wait_until, write_config
 
 QUEUE = "fleet"
@@ -34,19 +36,36 @@ CONSUMERS = 4
 EMPTY_READS_TO_STOP = 3
 READ_TIMEOUT = 0.5
 DRAIN_SECONDS = 60
+PREFIX = "/kestrel/fleet"
+# How long the client may take to see a server leave or join a set.
+MEMBERSHIP_SECONDS = 10
 
 
-@pytest.fixture
-def fleet(tmp_path):
+class FleetUnderTest:
+    """The servers, and how clients find them: `discovery` is the client's keyword arguments."""
+
+    def __init__(self, servers: list[KestrelProcess], zookeeper_hosts: str | None):
+        self.servers = servers
+        self.by_zookeeper = zookeeper_hosts is not None
+        self.discovery = {"zookeeper": f"{zookeeper_hosts}{PREFIX}"} if self.by_zookeeper else {"servers": addresses(servers)}
+
+
+@pytest.fixture(params=["servers", "zookeeper"])
+def fleet(request, tmp_path):
     """Three servers on fixed memcache ports (a restart keeps its port); the first fsyncs every write."""
+    zookeeper = request.getfixturevalue("zookeeper") if request.param == "zookeeper" else None
+    announce = "" if zookeeper is None else (
+        f'[zookeeper]\nhosts = "{zookeeper.hosts}"\npath_prefix = "{PREFIX}"\n'
+        'session_timeout = "1.5s"\nadvertise_host = "127.0.0.1"\n'
+    )
     servers = []
     for index in range(3):
         directory = tmp_path / f"server{index}"
         directory.mkdir()
-        queues = f'[queues.{QUEUE}]\nsync_journal = "0"\n' if index == 0 else ""
+        queues = (f'[queues.{QUEUE}]\nsync_journal = "0"\n' if index == 0 else "") + announce
         config = write_config(directory, f'memcache_listen = "tcp:{free_port()}:interface=127.0.0.1"', queues)
         servers.append(KestrelProcess(directory, config).start())
-    yield servers
+    yield FleetUnderTest(servers, None if zookeeper is None else zookeeper.hosts)
     for server in servers:
         server.kill()
 
@@ -142,12 +161,15 @@ class Ledger:
 class Disruption(threading.Thread):
     """Mid-run: SIGKILL and restart the first server, then the second quiescent for a while and up again."""
 
-    def __init__(self, servers: list[KestrelProcess], ledger: Ledger):
+    def __init__(self, fleet: FleetUnderTest, ledger: Ledger):
         super().__init__(daemon=True)
-        self.servers = servers
+        self.servers = fleet.servers
+        self.by_zookeeper = fleet.by_zookeeper
         self.ledger = ledger
         self.events: list[str] = []
         self.error: BaseException | None = None
+        # The client's view of the fleet, set before the run starts.
+        self.membership: Membership | None = None
 
     def run(self) -> None:
         try:
@@ -169,9 +191,16 @@ class Disruption(threading.Thread):
         self._after(0.6)
         assert quiesced.admin("POST", "/status?set=quiescent").status == 200
         self.events.append(f"quiescent {quiesced.memcache_port} at {len(self.ledger.acknowledged)} acknowledged")
+        address = f"127.0.0.1:{quiesced.memcache_port}"
+        if self.by_zookeeper:
+            assert wait_until(lambda: address not in self.membership.all_servers(), MEMBERSHIP_SECONDS), "still in the sets"
+            self.events.append(f"{quiesced.memcache_port} left the client's sets")
         time.sleep(2.0)
         assert quiesced.admin("POST", "/status?set=up").status == 200
         self.events.append(f"up {quiesced.memcache_port}")
+        if self.by_zookeeper:
+            assert wait_until(lambda: address in self.membership.servers_for("write"), MEMBERSHIP_SECONDS), "not back"
+            self.events.append(f"{quiesced.memcache_port} back in the client's sets")
 
 
 def items_of(producer: int) -> list[bytes]:
@@ -260,7 +289,8 @@ def test_threads_with_the_blocking_client(fleet):
     ledger = Ledger()
     disruption = Disruption(fleet, ledger)
     started = time.monotonic()
-    with Client(addresses(fleet), **CLIENT_OPTIONS) as client:
+    with Client(**fleet.discovery, **CLIENT_OPTIONS) as client:
+        disruption.membership = client.fleet.membership
         workers = [threading.Thread(target=produce, args=(client, producer, ledger)) for producer in range(PRODUCERS)]
         workers += [threading.Thread(target=consume, args=(client, ledger)) for _ in range(CONSUMERS)]
         disruption.start()
@@ -270,7 +300,7 @@ def test_threads_with_the_blocking_client(fleet):
             worker.join(120)
             assert not worker.is_alive(), "a worker did not finish in time"
     disruption.join(10)
-    report("blocking Client", ledger, disruption, started, fleet)
+    report("blocking Client", ledger, disruption, started, fleet.servers)
 
 
 async def produce_async(client: AsyncClient, producer: int, ledger: Ledger) -> None:
@@ -304,7 +334,8 @@ def test_tasks_with_the_asyncio_client(fleet):
     started = time.monotonic()
 
     async def run() -> None:
-        async with AsyncClient(addresses(fleet), **CLIENT_OPTIONS) as client:
+        async with AsyncClient(**fleet.discovery, **CLIENT_OPTIONS) as client:
+            disruption.membership = client.fleet.membership
             disruption.start()
             work = [produce_async(client, producer, ledger) for producer in range(PRODUCERS)]
             work += [consume_async(client, ledger) for _ in range(CONSUMERS)]
@@ -312,4 +343,4 @@ def test_tasks_with_the_asyncio_client(fleet):
 
     asyncio.run(run())
     disruption.join(10)
-    report("AsyncClient", ledger, disruption, started, fleet)
+    report("AsyncClient", ledger, disruption, started, fleet.servers)

@@ -4,7 +4,7 @@ import signal
 import subprocess
 import sys
 
-from kestrel.load.process import free_port
+from kestrel.load.process import free_port, wait_until
 from kestrel.test.acceptance.test_tools import kestrel_command
 
 
@@ -37,9 +37,9 @@ def test_fleet_lists_each_server_and_the_ones_down(make_server):
     fleet = kestrel_command("fleet", "--servers", f"{up},{down}")
     assert fleet.returncode == 0, fleet.stderr
     lines = fleet.stdout.splitlines()
-    assert lines[0] == f"{up}  up  1 items in 1 queues"
+    assert lines[0] == f"{up}  write,read  up  1 items in 1 queues"
     assert lines[1] == "  jobs  1 items  0 open"
-    assert lines[2].startswith(f"{down}  down  ")
+    assert lines[2].startswith(f"{down}  write,read  down  ")
     assert kestrel_command("fleet", "--servers", down).returncode == 2
 
 
@@ -53,8 +53,20 @@ def test_refusals_and_bad_usage_exit_as_documented(make_server):
     assert unreachable.returncode == 2 and unreachable.stderr.count("\n") == 1
     bad_name = kestrel_command("get", "no/such", "--servers", server)
     assert bad_name.returncode == 2 and bad_name.stderr.startswith("kestrel: bad queue name")
-    zookeeper = kestrel_command("fleet", "--zookeeper", "zk:2181/kestrel")
-    assert zookeeper.returncode == 2 and "part B" in zookeeper.stderr
+    zookeeper = kestrel_command("fleet", "--zookeeper", "zk:2181")
+    assert zookeeper.returncode == 2 and zookeeper.stderr.startswith("kestrel: bad zookeeper 'zk:2181': expected")
+
+
+def test_fleet_from_zookeeper_server_sets_shows_each_server_sets(make_server, zookeeper):
+    announce = f'[zookeeper]\nhosts = "{zookeeper.hosts}"\npath_prefix = "/kestrel/cli"\nadvertise_host = "127.0.0.1"\n'
+    kestrel = make_server(queues=announce)
+    server = f"127.0.0.1:{kestrel.memcache_port}"
+    spec = f"{zookeeper.hosts}/kestrel/cli"
+    assert wait_until(lambda: kestrel_command("fleet", "--zookeeper", spec).stdout.startswith(f"{server}  write,read  up"))
+    assert kestrel_command("put", "jobs", "one", "--zookeeper", spec).returncode == 0
+    assert kestrel.admin("POST", "/status?set=readonly").status == 200
+    assert wait_until(lambda: kestrel_command("fleet", "--zookeeper", spec).stdout.startswith(f"{server}  read  up"))
+    assert kestrel_command("get", "jobs", "--zookeeper", spec).stdout == "one\n"
 
 
 def test_tail_prints_items_as_they_come_and_ends_cleanly_on_ctrl_c(make_server):

@@ -12,6 +12,9 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
+from kestrel.client import Client, ZooKeeperUnreachable
+from kestrel.load.process import free_port
+
 PREFIX = "/kestrel/test"
 SESSION_TIMEOUT = 1.5
 WAIT = 20.0
@@ -113,3 +116,8 @@ def test_a_clean_shutdown_leaves_both_sets_before_the_listeners_close(make_serve
     assert left < log.index(f"Port {server.memcache_port} Closed")
 
 
+
+
+def test_a_client_whose_zookeeper_does_not_answer_says_so():
+    with pytest.raises(ZooKeeperUnreachable, match=r"no answer from ZooKeeper at 127.0.0.1:\d+ within 0.5 s"):
+        Client(zookeeper=f"127.0.0.1:{free_port()}/kestrel", zookeeper_timeout=0.5)
