@@ -50,7 +50,11 @@ def ext_modules():
         print("txkestrel: no C compiler or no Python headers: installing pure Python "
               "(Debian: apt-get install build-essential python3-dev)", file=sys.stderr)
         return []
-    from mypyc.build import mypycify
+    try:
+        from mypyc.build import mypycify
+    except ImportError:  # a build without isolation, in an environment without mypy
+        print("txkestrel: no mypyc (pip install mypy): installing pure Python", file=sys.stderr)
+        return []
 
     # Modules outside COMPILED are type-checked only as far as the compiled ones use them.
     # group_name: the shared runtime module is kestrel__mypyc, not one named by a hash.
