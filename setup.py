@@ -31,6 +31,7 @@ COMPILED = [
     "src/kestrel/upkeep.py",
     "src/kestrel/waiters.py",
     "src/kestrel/latency.py",
+    "src/kestrel/polling.py",
     "src/kestrel/journal/journal.py",
     "src/kestrel/journal/records.py",
 ]

@@ -22,6 +22,7 @@ from twisted.internet.defer import succeed
 from twisted.logger import Logger
 from twisted.python import usage
 
+from kestrel import polling
 from kestrel.admin import loopback_unless_named
 from kestrel.admin.http import admin_site
 from kestrel.admin.manhole import manhole_factory, manhole_namespace
@@ -165,6 +166,8 @@ class KestrelService(MultiService):
         super().startService()
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, self._hangup)
+        # The epoll reactor's poll, with its per-event logging context made cheap (kestrel.polling).
+        polling.install(self._reactor)
         self.log.info(
             "txkestrel {version} started: {queues} queues from {path}",
             version=self.server.version, queues=len(self.collection), path=self.config.queue_path,
