@@ -33,6 +33,7 @@ COMPILED = [
     "src/kestrel/latency.py",
     "src/kestrel/polling.py",
     "src/kestrel/journal/journal.py",
+    "src/kestrel/journal/writer.py",
     "src/kestrel/journal/records.py",
 ]
 

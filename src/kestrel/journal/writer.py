@@ -19,6 +19,7 @@ from collections import deque
 from time import perf_counter
 from typing import Any, Callable, Protocol
 
+from mypy_extensions import mypyc_attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -84,7 +85,7 @@ class Batch:
 
     __slots__ = ("work", "waiters", "handed_at", "bytes")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.work: list[tuple[BatchSource, list[Operation]]] = []
         self.waiters: list[tuple[BatchSource | None, Deferred]] = []
         self.handed_at = 0.0  # the writer's timer when the batch went to the thread
@@ -95,6 +96,8 @@ class Batch:
         return [], [(source, failure, operations) for source, operations in self.work]
 
 
+# The model test (kestrel.test.model) subclasses it to hold hand-overs back.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class JournalWriter(Service):
     """A service that owns the journal thread. It drains every queued write before it stops."""
 
@@ -115,12 +118,14 @@ class JournalWriter(Service):
         queue's sync period by `timer` (seconds, monotonic). Operations nothing waits for go
         to the thread within `write_delay` seconds.
         """
-        self._clock = clock
-        self._runner = runner
-        self._pool = None
-        self._sync_pool = None
-        self._sync_runner = sync_runner
-        self._call_from_thread = call_from_thread
+        # Any: Twisted's interfaces declare their methods without self, which mypy (and so
+        # mypyc, which compiles this module) reads as a method whose first argument is missing.
+        self._clock: Any = clock
+        self._runner: Any = runner
+        self._pool: Any = None
+        self._sync_pool: Any = None
+        self._sync_runner: Any = sync_runner
+        self._call_from_thread: Any = call_from_thread
         # When each periodic fsync not yet finished was handed to the fsync thread
         # (by its timer), oldest first: that thread runs them in order.
         self._pending_syncs: deque[float] = deque()
@@ -130,7 +135,7 @@ class JournalWriter(Service):
         self._dirty: dict[BatchSource, None] = {}
         self._next = Batch()
         self._in_flight: Batch | None = None
-        self._flush_call = None
+        self._flush_call: Any = None
         # Journal bytes appended and not yet handed to the thread (journals add to it).
         self.unwritten_bytes = 0
         self.max_unwritten_bytes = max_unwritten_bytes
@@ -251,13 +256,13 @@ class JournalWriter(Service):
         target = self._syncs_handed
         if self._syncs_finished >= target:
             return succeed(None)
-        done = Deferred()
+        done: Deferred[None] = Deferred()
         self._sync_waiters.append((target, done))
         return done
 
     def when_done(self, source: BatchSource) -> Deferred:
         """A Deferred that fires once every operation `source` has queued so far has run."""
-        done = Deferred()
+        done: Deferred[None] = Deferred()
         if source in self._dirty:
             self._next.waiters.append((source, done))
             self._flush_soon()
@@ -271,8 +276,10 @@ class JournalWriter(Service):
         """Fires once everything queued so far, by any journal, has run."""
         if not self._dirty and self._in_flight is None:
             return succeed(None)
-        done = Deferred()
-        (self._next if self._dirty else self._in_flight).waiters.append((None, done))
+        done: Deferred[None] = Deferred()
+        batch = self._next if self._dirty else self._in_flight
+        assert batch is not None
+        batch.waiters.append((None, done))
         self.flush()
         return done
 
@@ -295,7 +302,9 @@ class JournalWriter(Service):
         self._runner(run_batch, batch.work).addBoth(self._batch_done)
 
     def _batch_done(self, outcomes) -> None:
-        batch, self._in_flight = self._in_flight, None
+        batch = self._in_flight
+        assert batch is not None
+        self._in_flight = None
         if self.batch_observer is not None:
             self.batch_observer(self._timer() - batch.handed_at)
         if isinstance(outcomes, Failure):
