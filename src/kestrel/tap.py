@@ -138,10 +138,7 @@ class KestrelService(MultiService):
         try:
             super().privilegedStartService()
         except ListenFailed as failure:
-            for listener in self.listeners:
-                listener.stopService()
-            error = listen_error(self.config, self._listen_options[failure.listener], str(failure))
-            raise _start_failed(str(error)) from None
+            raise self._refuse_start(listen_error(self.config, self._listen_options[failure.listener], str(failure))) from None
         if self.serverset is not None:
             self._announce_listeners()
 
@@ -158,9 +155,13 @@ class KestrelService(MultiService):
                 bound, config.zookeeper_advertise_host, lambda: machine_address(config.zookeeper_hosts)
             )
         except AdvertiseError as error:
-            for listener in self.listeners:
-                listener.stopService()
-            raise _start_failed(str(option_error(config, "zookeeper", "advertise_host", str(error)))) from None
+            raise self._refuse_start(option_error(config, "zookeeper", "advertise_host", str(error))) from None
+
+    def _refuse_start(self, error: ConfigError) -> StartFailed:
+        """Close the listeners already bound; the start fails with the error's one line."""
+        for listener in self.listeners:
+            listener.stopService()
+        return _start_failed(str(error))
 
     def startService(self) -> None:
         super().startService()

@@ -67,17 +67,15 @@ def encode_exception(header: MessageHeader, kind: int, message: str) -> bytes:
     return _encode(header, TMessageType.EXCEPTION, TApplicationException(kind, message))
 
 
-# Finagle's protocol upgrade: the call, and what its reply and every reply after it carry
-# where a struct goes (an empty struct is its STOP byte: UpgradeReply, ResponseHeader).
+# Finagle's protocol upgrade: the call, and the empty ResponseHeader (an empty struct is its
+# STOP byte) that every reply after it carries before its message.
 UPGRADE_METHOD = b"__can__finagle__trace__v3__"
 EMPTY_STRUCT = b"\x00"
 
 
 def encode_upgrade_reply(header: MessageHeader) -> bytes:
-    """The answer to the upgrade call: a reply holding an empty struct (Finagle's UpgradeReply)."""
-    buffer = TMemoryBuffer()
-    TBinaryProtocol(buffer).write_message_begin(header.name.decode("utf-8", "replace"), TMessageType.REPLY, header.seqid)
-    return buffer.getvalue() + EMPTY_STRUCT
+    """The answer to the upgrade call: a reply holding Finagle's (empty) UpgradeReply."""
+    return _encode(header, TMessageType.REPLY, finagle_thrift.UpgradeReply())
 
 
 def read_request_header(frame: bytes) -> tuple[str | None, int]:

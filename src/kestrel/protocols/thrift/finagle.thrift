@@ -11,3 +11,7 @@ struct ClientId {
 struct RequestHeader {
   6: optional ClientId client_id
 }
+
+// The answer to the upgrade call.
+struct UpgradeReply {
+}
