@@ -202,9 +202,13 @@ class Session:
         if peek:
             return item
         durable = self.collection.durability(name, fanout=False)
+        return item if durable is None else self._deliver_when_durable(durable, item)
+
+    def _deliver_when_durable(self, durable: Deferred, item: Item) -> Deferred:
         # The item has left the queue: if its removal cannot be made durable now (the journal
-        # retries it), it is delivered all the same rather than lost.
-        return item if durable is None else durable.addBoth(lambda _: item)
+        # retries it), it is delivered all the same rather than lost. (Apart from `_fetched`:
+        # compiled, a lambda there would cost every read the allocation of its closure.)
+        return durable.addBoth(lambda _: item)
 
     def _reads(self, name: str) -> OpenReads | None:
         reads = self._open_reads.get(name)

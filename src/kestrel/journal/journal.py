@@ -173,8 +173,13 @@ class Journal:
         done = self._writer.when_done(self)
         if self.sync_journal and self._writer.syncs_late(self.sync_journal):
             # A power cut loses no more than a period only if replies wait for the late fsync.
-            done.addCallback(lambda _: self._writer.when_synced())
+            done.addCallback(self._when_synced)
         return done
+
+    def _when_synced(self, _) -> Deferred:
+        # A method, not a lambda in `durable`: compiled, a lambda there would cost every call
+        # of `durable` (every request) the allocation of its closure.
+        return self._writer.when_synced()
 
     def rotate(self) -> int:
         """Move the current file aside and start an empty one; returns the rotated file's serial."""

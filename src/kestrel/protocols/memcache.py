@@ -276,7 +276,12 @@ class MemcacheProtocol(SessionConnection, Protocol):
         if result is None or isinstance(result, Item):
             self._reply_item(request.key, result)
         else:
-            self._wait_for(result, lambda item: self._reply_item(request.key, item))
+            self._reply_item_later(request.key, result)
+
+    def _reply_item_later(self, key: bytes, fetched: Deferred) -> None:
+        # Apart from `_get`: compiled, a lambda there would cost every get, answered at once
+        # or not, the allocation of its closure.
+        self._wait_for(fetched, lambda item: self._reply_item(key, item))
 
     def _reply_end(self, _) -> None:
         self._reply(END)
