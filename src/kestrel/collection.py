@@ -34,7 +34,7 @@ class InvalidQueueName(ValueError):
 class AliasCounters:
     __slots__ = ("put_items", "put_bytes")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.put_items = 0
         self.put_bytes = 0
 

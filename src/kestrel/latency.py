@@ -3,13 +3,11 @@ Latency histograms that the request path fills, one observation per request.
 
 They are plain bucket counts rather than prometheus-client Histograms: everything that
 observes them runs on the reactor thread, so they need no lock, and an observation costs
-a bisect and two additions (about a sixth of a prometheus-client observe). The admin
+a short scan and two additions (about a sixth of a prometheus-client observe). The admin
 service exports them in the Prometheus format at scrape time.
 """
 
 from __future__ import annotations
-
-from bisect import bisect_left
 
 # Seconds. A request answered at once takes tens of microseconds; a blocking read may wait
 # for its whole timeout.
@@ -32,7 +30,15 @@ class LatencyHistogram:
         self.sum = 0.0
 
     def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(self.bounds, seconds)] += 1
+        # The bucket bisect_left would find, by a scan from the smallest bound: nearly every
+        # request lands in the first few buckets, and compiled, the scan costs a tenth of a
+        # call of bisect_left.
+        bounds = self.bounds
+        index = 0
+        last = len(bounds)
+        while index < last and bounds[index] < seconds:
+            index += 1
+        self.counts[index] += 1
         self.sum += seconds
 
     @property
@@ -54,7 +60,9 @@ class Latencies:
 
     __slots__ = ("set", "get_hit", "get_miss", "delivery", "fsync_delay")
 
-    def __init__(self):
+    # Annotated (-> None): mypy types the attributes of a typed __init__ only, and compiled
+    # callers of an untyped one observe through a generic method call.
+    def __init__(self) -> None:
         self.set = LatencyHistogram()
         self.get_hit = LatencyHistogram()
         self.get_miss = LatencyHistogram()

@@ -30,17 +30,17 @@ from __future__ import annotations
 import errno
 from math import inf
 from select import EPOLLIN
-from typing import Any
+from typing import Any, Final
 
 from twisted.internet import base, main, posixbase, tcp
 from twisted.python import context, log
 from twisted.python.log import ILogContext
 
 # The longest epoll_wait timeout, as ReactorBase.timeout bounds it (a C int of milliseconds).
-LONGEST_TIMEOUT = 2147483.0
+LONGEST_TIMEOUT: Final = 2147483.0
 # ReactorBase.runUntilCurrent rebuilds its heap once more than this many calls are cancelled.
-CANCELLATIONS_TO_CLEAN = 50
-RUN_DUE_CALLS = -1.0
+CANCELLATIONS_TO_CLEAN: Final = 50
+RUN_DUE_CALLS: Final = -1.0
 
 
 def install(reactor: Any) -> bool:
@@ -100,6 +100,9 @@ class Poller:
 
     def __init__(self, reactor: Any):
         self.reactor = reactor
+        # The context stack of the reactor's thread (twisted.python.context keeps one per
+        # thread, and the list stays the same object), found on the first poll.
+        self._contexts: list[dict[Any, Any]] | None = None
 
     def __call__(self, timeout: float | None) -> None:
         reactor = self.reactor
@@ -116,10 +119,10 @@ class Poller:
         if not events:
             return
         handle = reactor._doReadOrWrite
-        # The context stack of this (the reactor's) thread, and the log context that
-        # log.callWithContext would copy for each event.
-        contexts: list[Any] = context.theContextTracker.currentContext().contexts
-        outer: dict[str, Any] = context.get(ILogContext)
+        contexts = self._contexts
+        if contexts is None:
+            contexts = self._contexts = context.theContextTracker.currentContext().contexts
+        outer = current_log_context(contexts)
         for fd, event in events:
             selectable = selectables.get(fd)
             if selectable is None:
@@ -178,3 +181,18 @@ def read_accepted(reactor: Any, connection: Any) -> None:
         log.err()
     if reason:
         reactor._disconnectSelectable(connection, reason, True)
+
+
+def current_log_context(contexts: list[dict[Any, Any]]) -> dict[str, Any]:
+    """
+    The log context that log.callWithContext copies for each event: `context.get(ILogContext)`
+    on the reactor's thread, the newest context that has one, read here without its three
+    interpreted calls. (twisted.python.log sets a default one at the bottom of every stack.)
+    """
+    index = len(contexts) - 1
+    while index >= 0:  # (not `for ... in reversed(...)`, which mypyc 2.4 fails to compile here)
+        found = contexts[index].get(ILogContext)
+        if found is not None:
+            return found
+        index -= 1
+    return context.get(ILogContext)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from typing import Callable, Sequence, cast
+from typing import Callable, Final, Sequence, cast
 
 from twisted.internet.defer import Deferred
 from kestrel.clock import Clock
@@ -25,7 +25,7 @@ from kestrel.read_behind import ReadBehind, ReadItems
 from kestrel.upkeep import Checkpoint, JournalUpkeep
 from kestrel.waiters import DeadlineWaitQueue, Waiter
 
-MAX_XID = 2**31 - 1
+MAX_XID: Final = 2**31 - 1
 
 
 class QueueUnavailable(Exception):

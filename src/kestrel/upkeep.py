@@ -17,7 +17,7 @@ The queue calls `after_change` after each change to what it holds and hands itse
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, NamedTuple, Protocol, Sequence
+from typing import Final, NamedTuple, Protocol, Sequence, TYPE_CHECKING
 
 from kestrel.clock import Clock
 from twisted.logger import Logger
@@ -28,7 +28,7 @@ from kestrel.journal.journal import Journal
 if TYPE_CHECKING:
     from kestrel.queue import Item, QueueLimits
 
-PLACEHOLDER_BYTES = records.record_size(records.ADDX)
+PLACEHOLDER_BYTES: Final = records.record_size(records.ADDX)
 
 
 class Checkpoint(NamedTuple):

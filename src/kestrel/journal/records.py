@@ -5,41 +5,41 @@ All integers are little-endian and signed.  Pure functions only: no I/O, no logg
 """
 
 from struct import Struct
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
-ADD = 0  # legacy (starling): i32 size, i32 expiry_s, data[size - 4]
-REMOVE = 1
-ADDX = 2  # i32 size, i64 add_ms, i64 expiry_ms, data[size - 16]
-REMOVE_TENTATIVE = 3  # legacy 1.x: the xid is implied by the replay's xid counter
-SAVE_XID = 4  # legacy
-UNREMOVE = 5
-CONFIRM_REMOVE = 6
-ADD_XID = 7  # legacy: like CONTINUE
-CONTINUE = 8  # i32 xid, i32 size, i64 add_ms, i64 expiry_ms, data[size - 16]
-REMOVE_TENTATIVE_XID = 9
+ADD: Final = 0  # legacy (starling): i32 size, i32 expiry_s, data[size - 4]
+REMOVE: Final = 1
+ADDX: Final = 2  # i32 size, i64 add_ms, i64 expiry_ms, data[size - 16]
+REMOVE_TENTATIVE: Final = 3  # legacy 1.x: the xid is implied by the replay's xid counter
+SAVE_XID: Final = 4  # legacy
+UNREMOVE: Final = 5
+CONFIRM_REMOVE: Final = 6
+ADD_XID: Final = 7  # legacy: like CONTINUE
+CONTINUE: Final = 8  # i32 xid, i32 size, i64 add_ms, i64 expiry_ms, data[size - 16]
+REMOVE_TENTATIVE_XID: Final = 9
 
 # Opcodes whose only field is an i32 xid.
-_XID_ONLY_OPS = frozenset((SAVE_XID, UNREMOVE, CONFIRM_REMOVE, REMOVE_TENTATIVE_XID))
+_XID_ONLY_OPS: Final = frozenset((SAVE_XID, UNREMOVE, CONFIRM_REMOVE, REMOVE_TENTATIVE_XID))
 # Opcodes that carry an xid in front of an ADDX-style payload.
-_XID_ITEM_OPS = frozenset((ADD_XID, CONTINUE))
+_XID_ITEM_OPS: Final = frozenset((ADD_XID, CONTINUE))
 
-_I32 = Struct("<i")
-_ADD_FIELDS = Struct("<ii")  # size, expiry_s
-_ITEM_FIELDS = Struct("<iqq")  # size, add_ms, expiry_ms
-_XID_ITEM_FIELDS = Struct("<iiqq")  # xid, size, add_ms, expiry_ms
-_ADD_HEADER = Struct("<bii")
-_ADDX_HEADER = Struct("<biqq")
-_XID_ITEM_HEADER = Struct("<biiqq")
-_XID_RECORD = Struct("<bi")
+_I32: Final = Struct("<i")
+_ADD_FIELDS: Final = Struct("<ii")  # size, expiry_s
+_ITEM_FIELDS: Final = Struct("<iqq")  # size, add_ms, expiry_ms
+_XID_ITEM_FIELDS: Final = Struct("<iiqq")  # xid, size, add_ms, expiry_ms
+_ADD_HEADER: Final = Struct("<bii")
+_ADDX_HEADER: Final = Struct("<biqq")
+_XID_ITEM_HEADER: Final = Struct("<biiqq")
+_XID_RECORD: Final = Struct("<bi")
 
 # The part of the "size" field that is not item data (the times).
-_ADD_TIMES_SIZE = _I32.size
-_ITEM_TIMES_SIZE = _ITEM_FIELDS.size - _I32.size
+_ADD_TIMES_SIZE: Final = _I32.size
+_ITEM_TIMES_SIZE: Final = _ITEM_FIELDS.size - _I32.size
 
 # Times (add time, expiry) are signed 64-bit counts of milliseconds.
-MAX_TIME = 2**63 - 1
-REMOVE_BYTES = bytes((REMOVE,))
-REMOVE_TENTATIVE_BYTES = bytes((REMOVE_TENTATIVE,))
+MAX_TIME: Final = 2**63 - 1
+REMOVE_BYTES: Final = bytes((REMOVE,))
+REMOVE_TENTATIVE_BYTES: Final = bytes((REMOVE_TENTATIVE,))
 
 
 class Record(NamedTuple):

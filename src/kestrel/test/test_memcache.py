@@ -7,6 +7,7 @@ from twisted.internet.testing import StringTransport
 
 from kestrel import PROTOCOL_VERSION, __version__
 from kestrel.config import QueueConfig, load_config
+from kestrel.protocols import memcache
 from kestrel.protocols.memcache import MemcacheProtocol
 from kestrel.test.support import (
     START,
@@ -1165,3 +1166,17 @@ def test_an_exptime_beyond_the_journal_range_is_a_client_error(client):
     assert_client_error(reply)
     assert b"exptime" in reply
     assert client.closed
+
+
+@pytest.mark.parametrize(
+    "token", [b"0", b"7", b"64", b"0123", b"999999999999999999", b"1000000000000000000", b"12345678901234567890123",
+              b"-1", b"+5", b" 5", b"5 ", b"1_000"]
+)
+def test_numbers_read_as_int_reads_them(token):
+    assert memcache.parse_int(token, "count") == int(token)
+
+
+@pytest.mark.parametrize("token", [b"", b"x", b"5x", b"--1", b"0x10", b"1.5", b"\xd9\xa3", b"5\x00"])
+def test_what_is_not_a_number_is_refused_naming_it(token):
+    with pytest.raises(memcache.ClientError, match="bad count"):
+        memcache.parse_int(token, "count")

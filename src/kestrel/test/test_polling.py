@@ -24,6 +24,7 @@ class Reader:
         self.prefix = prefix
         self.fail = fail
         self.systems: list[str] = []
+        self.log_contexts: list[dict] = []
         self.stack_depths: list[int] = []
 
     def fileno(self) -> int:
@@ -37,6 +38,7 @@ class Reader:
     def doRead(self):
         os.read(self.fd, 100)
         self.systems.append(context.get(ILogContext)["system"])
+        self.log_contexts.append(dict(context.get(ILogContext)))
         self.stack_depths.append(len(context.theContextTracker.currentContext().contexts))
         return None
 
@@ -81,6 +83,21 @@ def test_each_read_runs_in_its_selectables_log_context_as_with_twisted_poll(reac
     assert polled.systems == ["Reader,7,127.0.0.1"] * 2
     assert polled.stack_depths == [depth + 1] * 2
     assert len(context.theContextTracker.currentContext().contexts) == depth
+    reactor.removeReader(polled)
+
+
+def test_a_read_sees_the_log_context_around_the_poll_with_its_system(reactor, pipe):
+    read_end, write_end = pipe
+    polled = Reader(read_end)
+    reactor.addReader(polled)
+    os.write(write_end, b"x")
+    log.callWithContext({"request": "outer"}, reactor.doPoll, 0)  # Twisted's own, for the reference
+    polling.install(reactor)
+    reactor.doIteration(0)  # the first poll finds the reactor thread's context stack
+    os.write(write_end, b"x")
+    log.callWithContext({"request": "outer"}, reactor.doIteration, 0)
+    assert polled.log_contexts[0]["request"] == "outer"
+    assert polled.log_contexts == [polled.log_contexts[0]] * 2
     reactor.removeReader(polled)
 
 
