@@ -598,74 +598,48 @@ def refused(decode, *args) -> SqsError:
 
 
 @pytest.mark.parametrize(
-    "headers, body, code",
+    "action, body",
     [
-        ({**JSON_HEADERS, "x-amz-target": "AmazonSQS.SendMessage"}, b"{", "SerializationException"),
-        ({**JSON_HEADERS, "x-amz-target": "AmazonSQS.SendMessage"}, b"[]", "SerializationException"),
-        ({**JSON_HEADERS, "x-amz-target": "AmazonSQS.SendMessage"}, b"\xff{}", "SerializationException"),
-        ({**JSON_HEADERS, "x-amz-target": "AmazonSQS.SendMessage"}, b"[" * 100_000, "SerializationException"),
+        ("SendMessage", b"{"),
+        ("SendMessage", b"[]"),
+        ("SendMessage", b"\xff{}"),
+        ("SendMessage", b"[" * 100_000),
+        ("PurgeQueue", b'{"QueueUrl": 7}'),
+        ("ReceiveMessage", b'{"QueueUrl": "q", "WaitTimeSeconds": "5"}'),
+        ("ReceiveMessage", b'{"QueueUrl": "q", "WaitTimeSeconds": true}'),
+        ("ReceiveMessage", b'{"QueueUrl": "q", "WaitTimeSeconds": 1.5}'),
+        ("UntagQueue", b'{"QueueUrl": "q", "TagKeys": "a"}'),
+        ("UntagQueue", b'{"QueueUrl": "q", "TagKeys": [null]}'),
+        ("PurgeQueue", b'{"QueueUrl": "\\ud800"}'),
+        ("TagQueue", b'{"QueueUrl": "q", "Tags": {"\\udfff": "v"}}'),
         (
-            {**JSON_HEADERS, "x-amz-target": "AmazonSQS.PurgeQueue"},
-            b'{"QueueUrl": 7}',
-            "SerializationException",
+            "SendMessage",
+            b'{"QueueUrl": "q", "MessageBody": "b", "MessageAttributes": {"a": {"BinaryValue": "*"}}}',
         ),
-        (
-            {**JSON_HEADERS, "x-amz-target": "AmazonSQS.ReceiveMessage"},
-            b'{"QueueUrl": "q", "WaitTimeSeconds": "5"}',
-            "SerializationException",
-        ),
-        (
-            {**JSON_HEADERS, "x-amz-target": "AmazonSQS.ReceiveMessage"},
-            b'{"QueueUrl": "q", "WaitTimeSeconds": true}',
-            "SerializationException",
-        ),
-        (
-            {**JSON_HEADERS, "x-amz-target": "AmazonSQS.ReceiveMessage"},
-            b'{"QueueUrl": "q", "WaitTimeSeconds": 1.5}',
-            "SerializationException",
-        ),
-        (
-            {**JSON_HEADERS, "x-amz-target": "AmazonSQS.UntagQueue"},
-            b'{"QueueUrl": "q", "TagKeys": "a"}',
-            "SerializationException",
-        ),
-        (
-            {**JSON_HEADERS, "x-amz-target": "AmazonSQS.UntagQueue"},
-            b'{"QueueUrl": "q", "TagKeys": [null]}',
-            "SerializationException",
-        ),
-        (
-            {**JSON_HEADERS, "x-amz-target": "AmazonSQS.PurgeQueue"},
-            b'{"QueueUrl": "\\ud800"}',
-            "SerializationException",
-        ),
-        (
-            {**JSON_HEADERS, "x-amz-target": "AmazonSQS.TagQueue"},
-            b'{"QueueUrl": "q", "Tags": {"\\udfff": "v"}}',
-            "SerializationException",
-        ),
-        (
-            {**JSON_HEADERS, "x-amz-target": "AmazonSQS.SendMessage"},
-            b'{"QueueUrl": "q", "MessageBody": "b", "MessageAttributes": {"a": {"DataType": "Binary", "BinaryValue": "*"}}}',
-            "SerializationException",
-        ),
-        (
-            {"x-amz-target": "AmazonSQS.PurgeQueue", "content-type": "application/json"},
-            b"{}",
-            "SerializationException",
-        ),
-        ({**JSON_HEADERS, "x-amz-target": "AmazonSQS.Explode"}, b"{}", "InvalidAction"),
-        ({**JSON_HEADERS, "x-amz-target": "DynamoDB_20120810.PurgeQueue"}, b"{}", "InvalidAction"),
-        (
-            {**JSON_HEADERS, "x-amz-target": "AmazonSQS.AddPermission"},
-            b"{}",
-            "AWS.SimpleQueueService.UnsupportedOperation",
-        ),
-        (JSON_HEADERS, b"{}", "MissingAction"),
     ],
 )
-def test_json_requests_sqs_cannot_read(headers, body, code):
-    assert refused(decode_request, "POST", "/", b"", headers, body).code == code
+def test_json_bodies_sqs_cannot_read(action, body):
+    assert refused(json_call, action, body).code == "SerializationException"
+
+
+@pytest.mark.parametrize(
+    "headers, code",
+    [
+        (
+            {"x-amz-target": "AmazonSQS.PurgeQueue", "content-type": "application/json"},
+            "SerializationException",
+        ),
+        ({**JSON_HEADERS, "x-amz-target": "AmazonSQS.Explode"}, "InvalidAction"),
+        ({**JSON_HEADERS, "x-amz-target": "DynamoDB_20120810.PurgeQueue"}, "InvalidAction"),
+        (
+            {**JSON_HEADERS, "x-amz-target": "AmazonSQS.AddPermission"},
+            "AWS.SimpleQueueService.UnsupportedOperation",
+        ),
+        (JSON_HEADERS, "MissingAction"),
+    ],
+)
+def test_json_requests_for_no_action_sqs_serves(headers, code):
+    assert refused(decode_request, "POST", "/", b"", headers, b"{}").code == code
 
 
 def test_json_nulls_are_absent_members():
@@ -788,38 +762,36 @@ def test_xml_results_name_elements_as_sqs_does():
 # --- Hostile input: whatever arrives, the decoder answers with a call or an SqsError.
 
 ACTION_NAMES = sorted(ACTIONS) + ["AddPermission", "Nope", ""]
-SEGMENTS = sorted(
+# Names the decoders look for, so that random input reaches past the first check.
+QUERY_NAMES = sorted(
     {
         member.query_name
         for action in ACTIONS.values()
         for shape in request_structures(action)
         for member in shape.members.values()
     }
-    | {
-        "Action",
-        "Name",
-        "Value",
-        "Key",
-        "DataType",
-        "StringValue",
-        "BinaryValue",
-        "Id",
-        "1",
-        "2",
-        "0",
-        "10",
-        "-1",
-        "x",
-        "",
-    }
+    | {"Name", "Value", "Key", "DataType", "StringValue", "BinaryValue", "1", "2", "0", "11", "x", ""}
+)
+JSON_NAMES = sorted(
+    {name for action in ACTIONS.values() for shape in request_structures(action) for name in shape.members}
+    | {"DataType", "StringValue", "BinaryValue"}
+)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 50_000)
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.sampled_from(["String", "Binary", "Number", "AAE=", "a", ""])
 )
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.sampled_from(SEGMENTS),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(SEGMENTS) | st.text(), inner, max_size=6),
-    max_leaves=30,
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=11)
+    | st.dictionaries(st.sampled_from(JSON_NAMES) | st.text(), inner, max_size=6),
+    max_leaves=40,
 )
-FORM_KEYS = st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=5).map(".".join)
+FORM_KEYS = st.lists(st.sampled_from(QUERY_NAMES), min_size=1, max_size=5).map(".".join)
 FORM_VALUES = (
     st.sampled_from(ACTION_NAMES + ["", "1", "11", "-1", "AAE=", "*", "String", "Binary", "Number"])
     | st.text()
@@ -863,16 +835,25 @@ def test_random_bytes_get_a_call_or_an_sqs_error(method, path, query_string, hea
 
 
 @HOSTILE
-@given(st.sampled_from(ACTION_NAMES), JSON_VALUES)
-def test_random_json_gets_a_call_or_an_sqs_error(action, document):
+@given(
+    st.sampled_from(ACTION_NAMES),
+    JSON_VALUES | st.dictionaries(st.sampled_from(JSON_NAMES), JSON_VALUES),
+    st.booleans(),
+)
+def test_random_json_gets_a_call_or_an_sqs_error(action, document, on_queue_url):
     headers = {**JSON_HEADERS, "x-amz-target": f"AmazonSQS.{action}"}
-    answers_or_refuses("POST", "/", b"", headers, json.dumps(document).encode())
+    path = "/000000000000/jobs" if on_queue_url else "/"
+    answers_or_refuses("POST", path, b"", headers, json.dumps(document).encode())
 
 
 @HOSTILE
-@given(st.sampled_from(ACTION_NAMES), st.lists(st.tuples(FORM_KEYS, FORM_VALUES), max_size=20), st.booleans())
+@given(
+    st.sampled_from(ACTION_NAMES),
+    st.dictionaries(FORM_KEYS.filter(lambda key: key != "Action"), FORM_VALUES, max_size=25),
+    st.booleans(),
+)
 def test_random_forms_get_a_call_or_an_sqs_error(action, pairs, on_queue_url):
-    form = urlencode([("Action", action), *pairs]).encode()
+    form = urlencode([("Action", action), *pairs.items()]).encode()
     answers_or_refuses("POST", "/000000000000/jobs" if on_queue_url else "/", b"", FORM_HEADERS, form)
 
 
