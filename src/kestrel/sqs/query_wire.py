@@ -5,8 +5,8 @@ XML (Amazon SQS API Reference, "Making query API requests" and each action's XML
 
 Lists and maps are flattened under their query names, counted from 1: `AttributeName.1`,
 `Attribute.1.Name` with `Attribute.1.Value`, `MessageAttribute.1.Value.DataType`. botocore
-sends an empty list as its JSON member name with no value (`Entries=`), and an empty map
-not at all: the JSON protocol's empty maps are read as none, so that both wires agree. Parameters outside
+sends an empty list as its JSON member name with no value (`Entries=`), and an empty map not
+at all (so json_wire.py reads an empty map as none, and both wires agree). Parameters outside
 the shape (`Version`, a presigned URL's `X-Amz-*`) are not read.
 """
 

@@ -36,9 +36,8 @@ ATTRIBUTE_LABELS = {
 
 def invalid_integer(name: str, text: str) -> SqsError:
     """SQS's answer to an integer parameter out of its range, or no integer at all."""
-    reason = RANGES[name][2] if name in RANGES else "Must be an integer."
     return sqs_error(
-        "InvalidParameterValue", f"Value {text} for parameter {name} is invalid. Reason: {reason}"
+        "InvalidParameterValue", f"Value {text} for parameter {name} is invalid. Reason: {RANGES[name][2]}"
     )
 
 

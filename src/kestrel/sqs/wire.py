@@ -75,7 +75,7 @@ def decode_request(method: str, path: str, query: bytes, headers: Mapping[str, s
         params = json_wire.decode_json(action.input, body)
         wire: Wire = "json"
     else:
-        # A body is a form only when it says so, or says nothing (curl --data says so).
+        # A POST body is a form when its Content-Type says so (curl --data's does) or says nothing.
         form = (
             body if method == "POST" and _media_type(headers) in ("", query_wire.FORM_CONTENT_TYPE) else b""
         )
