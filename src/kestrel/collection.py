@@ -156,7 +156,7 @@ class QueueCollection(Service):
         config = self.config.queue_config(name)
         journal = self._erasing.pop(name, None) or Journal(self.queue_path, name, self._writer, self._clock)
         queue = PersistentQueue(name, config, journal, self._clock)
-        self._attach_expiry(queue)
+        self._attach_sinks(queue)
         queue.replay(self._spool.pop(name, ()))
         self._queues[name] = queue
         master, plus, _ = name.partition("+")
@@ -165,16 +165,24 @@ class QueueCollection(Service):
         self.queue_creates += 1
         return queue
 
-    def _attach_expiry(self, queue: PersistentQueue) -> None:
-        target = queue.config.expire_to_queue
-        if target:
-            queue.expired_sink = lambda item: self._take_expired(target, item)
+    def _attach_sinks(self, queue: PersistentQueue) -> None:
+        """Where the queue sends its expired items (`expire_to_queue`) and its spent ones (`dead_letter_queue`)."""
+        expire_to = queue.config.expire_to_queue
+        if expire_to:
+            # An expired item is added there as a new item (doc/compatibility.md §3.3).
+            queue.expired_sink = lambda item: self._hand_on(expire_to, item, None)
         else:
             queue.expired_sink = None
+        dead_letter = queue.config.dead_letter_queue
+        if dead_letter:
+            # A dead letter keeps its add time, as SQS keeps a message's enqueue time.
+            queue.dead_letter_sink = lambda item: self._hand_on(dead_letter, item, item.add_time)
+        else:
+            queue.dead_letter_sink = None
 
-    def _take_expired(self, target: str, item: Item) -> bool:
+    def _hand_on(self, target: str, item: Item, add_time: int | None) -> bool:
         try:
-            return self._add(target, item.data)
+            return self._add(target, item.data, 0, add_time)
         except QueueUnavailable:
             return False
 
@@ -184,7 +192,7 @@ class QueueCollection(Service):
         """Add to a queue, its fanout children first, or to each destination of an alias."""
         return self._add(name, data, expiry)
 
-    def _add(self, name: str, data: bytes, expiry: int = 0) -> bool:
+    def _add(self, name: str, data: bytes, expiry: int = 0, add_time: int | None = None) -> bool:
         # The adds the collection makes itself (to an alias's destinations, to expire_to_queue)
         # come here, not through `add`, which a subclass (the model test's) may take over.
         destinations = self.config.aliases.get(name)
@@ -192,13 +200,13 @@ class QueueCollection(Service):
             counters = self._alias_counters.setdefault(name, AliasCounters())
             counters.put_items += 1
             counters.put_bytes += len(data)
-            return all([self._add(destination, data, expiry) for destination in destinations])
+            return all([self._add(destination, data, expiry, add_time) for destination in destinations])
         queue = self._existing_or_new(name)
         for child in self._children.get(name, ()):
-            self._queues[child].add(data, expiry)
+            self._queues[child].add(data, expiry, add_time)
         if queue.limits.fanout_only:
             return not queue.closed
-        return queue.add(data, expiry)
+        return queue.add(data, expiry, add_time)
 
     def is_alias(self, name: str) -> bool:
         return name in self.config.aliases
@@ -317,7 +325,7 @@ class QueueCollection(Service):
         self.config = config
         for name, queue in self._queues.items():
             queue.reconfigure(config.queue_config(name))
-            self._attach_expiry(queue)
+            self._attach_sinks(queue)
         self._warn_masked_queues()
         self.log.info("reloaded queue configuration from {path}", path=config.config_path)
 

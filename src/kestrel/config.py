@@ -43,7 +43,10 @@ _BARE_TOML_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class ConfigError(Exception):
-    """A config file that cannot be used; the message is one line naming file, table and key."""
+    """
+    Settings that cannot be used, of a config file or given to a queue at run time; the
+    message is one line naming the source, the table and the key.
+    """
 
 
 def _is_integer(value: object) -> bool:
@@ -116,6 +119,10 @@ class QueueConfig:
     max_queue_age: float | None = None
     disable_aggressive_rewrites: bool = False
     open_transaction_timeout: float | None = None
+    # An item a reliable read has handed out this many times moves to dead_letter_queue (or,
+    # without one, is dropped) instead of going out again: doc/configuration.md.
+    max_deliveries: int | None = None
+    dead_letter_queue: str | None = None
     # Thrift client ids (Finagle's) allowed to add / to remove; None lets everyone.
     whitelist_client_id_for_enqueue: tuple[str, ...] | None = None
     whitelist_client_id_for_dequeue: tuple[str, ...] | None = None
@@ -182,7 +189,7 @@ class ServerConfig:
         if resolved is None:
             master, plus, _child = name.partition("+")
             parent = self.queue_config(master) if plus else self.default_queue
-            resolved = dataclasses.replace(parent, **self.queue_overrides.get(name, {}))
+            resolved = layered_queue_config(name, parent, self.queue_overrides.get(name, {}))
             self._resolved[name] = resolved
         return resolved
 
@@ -312,6 +319,8 @@ QUEUE_OPTION_PARSERS: Mapping[str, Parser] = MappingProxyType(
         "max_queue_age": parse_duration,
         "disable_aggressive_rewrites": _boolean,
         "open_transaction_timeout": parse_duration,
+        "max_deliveries": _positive_count,
+        "dead_letter_queue": _queue_name,
         "whitelist_client_id_for_enqueue": _client_ids,
         "whitelist_client_id_for_dequeue": _client_ids,
     }
@@ -466,8 +475,32 @@ def _parse_queue_overrides(queues: Mapping[str, object], source: str) -> dict[st
             raise _config_error(source, "queues", name, str(err)) from None
         if not isinstance(table, dict):
             raise _config_error(source, "queues", name, f"expected a table, got {table!r}")
-        overrides[name] = _parse_table(table, QUEUE_OPTION_PARSERS, source, f"queues.{_toml_key(name)}")
+        overrides[name] = parse_queue_settings(name, table, source)
     return overrides
+
+
+def parse_queue_settings(name: str, settings: Mapping[str, object], source: str) -> dict[str, object]:
+    """
+    The settings of queue `name` (a ``[queues.NAME]`` table, or settings given at run time),
+    parsed; ConfigError names the first bad key.
+    """
+    table = f"queues.{_toml_key(name)}"
+    parsed = _parse_table(settings, QUEUE_OPTION_PARSERS, source, table)
+    if parsed.get("dead_letter_queue") == name:
+        raise _config_error(source, table, "dead_letter_queue", "a queue cannot be its own dead-letter queue")
+    return parsed
+
+
+def layered_queue_config(name: str, base: QueueConfig, settings: Mapping[str, object]) -> QueueConfig:
+    """
+    Queue `name`'s settings: parsed `settings` laid over `base`. A `dead_letter_queue`
+    that names the queue itself can only be inherited (from ``[default]``, when it names the
+    dead-letter queue of the others): that queue then dead-letters nothing.
+    """
+    config = dataclasses.replace(base, **settings) if settings else base
+    if config.dead_letter_queue == name:
+        config = dataclasses.replace(config, dead_letter_queue=None, max_deliveries=None)
+    return config
 
 
 def _parse_aliases(aliases: Mapping[str, object], source: str) -> dict[str, tuple[str, ...]]:

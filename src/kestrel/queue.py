@@ -39,10 +39,13 @@ class Item:
     """
     One queued item. Times are epoch milliseconds; an expiry of 0 means none. `seq` numbers
     items in the order they were added, so a read-behind checkpoint can name them; `xid` is
-    the id of the open read that holds the item, or 0.
+    the id of the open read that holds the item, or 0. `deliveries` counts the reliable reads
+    that handed it out (aborts keep the count), `first_delivery_time` is when the first did
+    (0 before): they live in memory only, as the journal has no place for them, so a
+    replayed item or one read back from disk starts again at 0 (doc/configuration.md).
     """
 
-    __slots__ = ("data", "add_time", "expiry", "seq", "xid")
+    __slots__ = ("data", "add_time", "expiry", "seq", "xid", "deliveries", "first_delivery_time")
 
     def __init__(self, data: bytes, add_time: int, expiry: int, seq: int):
         self.data = data
@@ -50,6 +53,8 @@ class Item:
         self.expiry = expiry
         self.seq = seq
         self.xid = 0
+        self.deliveries = 0
+        self.first_delivery_time = 0
 
     def __repr__(self) -> str:
         return f"<Item {self.data[:20]!r} seq={self.seq} xid={self.xid}>"
@@ -76,6 +81,7 @@ class QueueLimits:
         self.max_journal_size = config.max_journal_size
         self.disable_aggressive_rewrites = config.disable_aggressive_rewrites
         self.min_journal_compact_delay = config.min_journal_compact_delay
+        self.max_deliveries = config.max_deliveries
 
 
 class PersistentQueue:
@@ -95,6 +101,10 @@ class PersistentQueue:
         # them; it returns False when that queue refuses the item, which then stays here.
         self.expired_sink: Callable[[Item], bool] | None = None
         self._expiry_refused = False
+        # The same for items read `max_deliveries` times, when the config names a
+        # `dead_letter_queue`; without one, they are dropped.
+        self.dead_letter_sink: Callable[[Item], bool] | None = None
+        self._dead_letter_refused = False
 
         self._memory: deque[Item] = deque()
         self._open: dict[int, tuple[Item, float]] = {}
@@ -125,6 +135,7 @@ class PersistentQueue:
         self.get_hits = 0
         self.get_misses = 0
         self.lost_items = 0
+        self.dead_lettered = 0
 
     def __repr__(self) -> str:
         return f"<PersistentQueue {self.name} items={self.items}>"
@@ -209,6 +220,7 @@ class PersistentQueue:
             ("read_behind_errors", self.read_behind_errors),
             ("lost_items", self.lost_items),
             ("head_age", self.head_age_ms()),
+            ("dead_lettered", self.dead_lettered),
         ]
 
     # Start-up
@@ -319,11 +331,16 @@ class PersistentQueue:
         if transaction and self.config.open_transaction_timeout is not None:
             self._abort_timed_out_read()
         self.discard_expired()
+        if transaction and self.limits.max_deliveries is not None:
+            self._dead_letter_spent(self.limits.max_deliveries)
         if not self._memory:
             return None
         item = self._take_head()
         if transaction:
             self.transactions += 1
+            item.deliveries += 1
+            if not item.first_delivery_time:
+                item.first_delivery_time = self._now_ms()
             item.xid = self._next_xid()
             self._open[item.xid] = (item, self._clock.seconds())
             self.journal.append(records.encode_remove_tentative(item.xid))
@@ -505,12 +522,44 @@ class PersistentQueue:
         handed = sink is not None and sink(item)
         if handed == self._expiry_refused:
             self._expiry_refused = not handed
-            if handed:
-                self.log.info("expired items of {queue} move to {target} again", queue=self.name, target=self.config.expire_to_queue)
-            else:
-                self.log.warn(
-                    "expired items of {queue} stay in it: {target} refuses them", queue=self.name, target=self.config.expire_to_queue
-                )
+            self._log_hand_on(handed, f"expired items of {self.name}", self.config.expire_to_queue)
+        return handed
+
+    def _log_hand_on(self, handed: bool, items: str, target: str | None) -> None:
+        """Items that leave for another queue: say when it starts refusing them, and when it takes them again."""
+        if handed:
+            self.log.info("{items} move to {target} again", items=items, queue=self.name, target=target)
+        else:
+            self.log.warn("{items} stay in it: {target} refuses them", items=items, queue=self.name, target=target)
+
+    # Dead letters
+
+    def _dead_letter_spent(self, max_deliveries: int) -> None:
+        """
+        Take the items at the head that reliable reads have handed out `max_deliveries` times
+        off to `dead_letter_queue` (or drop them without one), journaled as removes. Only items
+        that came back from aborted reads have been handed out, and those return to the head,
+        so no others need looking at. An item the dead-letter queue refuses stays, and goes
+        out again.
+        """
+        memory = self._memory
+        while memory and memory[0].deliveries >= max_deliveries:
+            if self.dead_letter_sink is not None and not self._hand_on_dead_letter(memory[0]):
+                return
+            self._take_head()
+            self.journal.append(records.REMOVE_BYTES)
+            self.dead_lettered += 1
+            # What follows may have expired (this also refills memory from disk).
+            self.discard_expired()
+
+    def _hand_on_dead_letter(self, item: Item) -> bool:
+        """Give a spent item to `dead_letter_queue` before it leaves; False (logged once) while refused."""
+        sink = self.dead_letter_sink
+        handed = sink is not None and sink(item)
+        if handed == self._dead_letter_refused:
+            self._dead_letter_refused = not handed
+            items = f"items of {self.name} that reached max_deliveries ({self.limits.max_deliveries})"
+            self._log_hand_on(handed, items, self.config.dead_letter_queue)
         return handed
 
     @staticmethod

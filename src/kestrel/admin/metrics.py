@@ -59,6 +59,8 @@ QUEUE_COUNTERS: tuple[tuple[str, str, QueueReading], ...] = (
     ("journal_rotations", "Rotations of the journal to a new file.", lambda q: q.journal_rotations),
     ("read_behind_errors", "Reads of items back from the journal that failed.", lambda q: q.read_behind_errors),
     ("lost_items", "Items on disk given up because their journal file was missing or damaged.", lambda q: q.lost_items),
+    ("dead_lettered_items", "Items reliable reads handed out max_deliveries times, moved to the dead_letter_queue "
+     "(or dropped without one).", lambda q: q.dead_lettered),
 )
 # kestrel_<name>, from the server's counters
 SERVER_COUNTERS = (

@@ -444,6 +444,70 @@ def test_reload_applies_new_defaults_and_aliases(harness):
     assert drain(weather) == [b"rain"]
 
 
+# Dead letters (doc/configuration.md)
+
+
+def read_and_abort(collection, name: str, times: int) -> None:
+    for _ in range(times):
+        collection.unremove(name, collection.fetch(name, transaction=True).xid)
+
+
+def test_an_item_read_max_deliveries_times_moves_to_the_dead_letter_queue_with_its_add_time(harness):
+    collection = collection_on(harness, queue_overrides={"jobs": {"max_deliveries": 2, "dead_letter_queue": "dead"}})
+    collection.queue("dead+audit")
+    added_at = now_ms(harness)
+    collection.add("jobs", b"poison")
+    collection.add("jobs", b"fine")
+    harness.clock.advance(10)
+    read_and_abort(collection, "jobs", 2)
+    assert "dead" not in collection
+
+    assert collection.fetch("jobs", transaction=True).data == b"fine"
+    dead = collection.fetch("dead")
+    assert (dead.data, dead.add_time, dead.expiry, dead.deliveries) == (b"poison", added_at, 0, 0)
+    assert collection.fetch("dead+audit").add_time == added_at
+    assert dict(collection.queue_stats(["jobs"])[0][1])["dead_lettered"] == 1
+
+    collection = restart_collection(harness, collection)
+    assert drain(collection.queue("jobs")) == [b"fine"]
+    assert drain(collection.queue("dead")) == []
+
+
+def test_dead_letters_stay_while_the_dead_letter_queue_refuses_them(harness, captured_logs):
+    collection = collection_on(harness, queue_overrides={
+        "jobs": {"max_deliveries": 1, "dead_letter_queue": "dead"}, "dead": {"max_items": 1},
+    })
+    for data in (b"one", b"two", b"three"):
+        collection.add("jobs", data)
+    for _ in range(3):
+        read_and_abort(collection, "jobs", 1)
+        collection.unremove("jobs", collection.fetch("jobs", transaction=True).xid)
+    # "one" went to dead; "two" stays at the head and goes out once more each time.
+    assert [item.data for item in collection.queue("jobs").memory()] == [b"two", b"three"]
+    assert collection.queue("jobs").memory()[0].deliveries == 5
+    assert drain(collection.queue("dead")) == [b"one"]
+    assert sum("refuses them" in message for message in captured_logs.messages()) == 1
+
+
+def test_dead_letters_stay_while_the_dead_letter_queue_cannot_be_written(harness):
+    collection = collection_on(harness, queue_overrides={"jobs": {"max_deliveries": 1, "dead_letter_queue": "dead"}})
+    collection.add("jobs", b"spent")
+    read_and_abort(collection, "jobs", 1)
+    collection.queue("dead").journal.failure = Failure(OSError(28, "No space left on device"))
+    assert collection.fetch("jobs", transaction=True).data == b"spent"
+
+
+def test_reload_attaches_a_new_dead_letter_queue(harness):
+    collection = collection_on(harness, default_queue=QueueConfig(max_deliveries=1))
+    collection.add("jobs", b"spent")
+    read_and_abort(collection, "jobs", 1)
+    collection.reload(ServerConfig(
+        queue_path=harness.directory, queue_overrides={"jobs": {"max_deliveries": 1, "dead_letter_queue": "dead"}}
+    ))
+    assert collection.fetch("jobs", transaction=True) is None
+    assert drain(collection.queue("dead")) == [b"spent"]
+
+
 def test_reload_attaches_a_new_expire_to_queue(harness):
     collection = collection_on(harness)
     collection.add("jobs", b"late", expiry=now_ms(harness) + 1000)

@@ -190,6 +190,17 @@ def test_queue_overrides_keep_only_what_was_written():
     assert config.queue_overrides == {"a": {"max_age": 3600.0, "expire_to_queue": "b"}, "b": {"sync_journal": None}}
 
 
+def test_dead_letter_settings_resolve_like_the_others():
+    config = parse("[default]\nmax_deliveries = 5\ndead_letter_queue = 'dead'\n[queues.jobs]\nmax_deliveries = 2")
+    assert (config.queue_config("jobs").max_deliveries, config.queue_config("jobs").dead_letter_queue) == (2, "dead")
+    assert (config.queue_config("jobs+audit").max_deliveries, config.queue_config("other").max_deliveries) == (2, 5)
+
+
+def test_the_dead_letter_queue_named_in_default_dead_letters_nothing_itself():
+    config = parse("[default]\nmax_deliveries = 5\ndead_letter_queue = 'dead'")
+    assert (config.queue_config("dead").max_deliveries, config.queue_config("dead").dead_letter_queue) == (None, None)
+
+
 def test_config_is_immutable():
     config = parse("[queues.foo]\nmax_items = 1\n[aliases]\nall = ['foo']")
     with pytest.raises(TypeError):
@@ -313,6 +324,15 @@ def test_load_config_resolves_paths_against_the_file(tmp_path):
             "[queues.a] expire_to_queue: queue name contains illegal characters: 'x/y' ('/' is not allowed)",
         ),
         ("[queues]\njobs = 1", "[queues] jobs: expected a table, got 1"),
+        ("[queues.jobs]\nmax_deliveries = 0", "[queues.jobs] max_deliveries: expected a positive integer, got 0"),
+        (
+            "[queues.jobs]\ndead_letter_queue = 'jobs'",
+            "[queues.jobs] dead_letter_queue: a queue cannot be its own dead-letter queue",
+        ),
+        (
+            "[queues.\"jobs+audit\"]\ndead_letter_queue = 'jobs+audit'",
+            "[queues.\"jobs+audit\"] dead_letter_queue: a queue cannot be its own dead-letter queue",
+        ),
         ("[aliases]\nall = 'jobs'", "[aliases] all: expected a non-empty list of queue names, got 'jobs'"),
         ("[aliases]\nall = []", "[aliases] all: expected a non-empty list of queue names, got []"),
         ("[aliases]\nall = ['jobs', 2]", "[aliases] all: expected a non-empty list of queue names, got ['jobs', 2]"),

@@ -795,6 +795,24 @@ def test_no_timer_is_left_behind_by_a_connection_that_went_away_while_waiting(ha
     assert pending_calls(kestrel.clock) == []
 
 
+# Dead letters (doc/configuration.md)
+
+
+def test_an_item_aborted_and_dropped_max_deliveries_times_goes_to_the_dead_letter_queue(harness):
+    kestrel = ServerHarness(harness, queue_overrides={"jobs": {"max_deliveries": 2, "dead_letter_queue": "dead"}})
+    client = connect(kestrel)
+    client.send(set_request(b"jobs", b"poison") + set_request(b"jobs", b"fine"))
+    assert client.send(b"get jobs/open\r\n") == value(b"jobs/open", b"poison")
+    assert client.send(b"get jobs/abort\r\n") == END
+    dropping = connect(kestrel)
+    assert dropping.send(b"get jobs/open\r\n") == value(b"jobs/open", b"poison")
+    dropping.disconnect()
+
+    assert client.send(b"get jobs/open\r\n") == value(b"jobs/open", b"fine")
+    assert client.send(b"get dead\r\n") == value(b"dead", b"poison")
+    assert kestrel.queue_stat("jobs", "dead_lettered") == 1
+
+
 # Stats (1.8)
 
 GLOBAL_STATS = [
@@ -807,7 +825,7 @@ QUEUE_STATS = [
     "discarded", "waiters", "open_transactions", "transactions", "canceled_transactions",
     "total_flushes", "journal_rewrites", "journal_rotations",
     # txkestrel's own, after Kestrel's
-    "journal_failing", "read_behind_errors", "lost_items", "head_age",
+    "journal_failing", "read_behind_errors", "lost_items", "head_age", "dead_lettered",
 ]
 
 

@@ -90,6 +90,14 @@ def test_counts_for_expired_and_discarded_items(harness):
     assert queue_sample(samples, "expired_items_total", "old") == 1
 
 
+def test_count_of_dead_lettered_items(harness):
+    kestrel = ServerHarness(harness, queue_overrides={"jobs": {"max_deliveries": 1}})
+    kestrel.add("jobs", b"spent")
+    kestrel.collection.unremove("jobs", kestrel.collection.fetch("jobs", transaction=True).xid)
+    assert kestrel.collection.fetch("jobs", transaction=True) is None
+    assert queue_sample(scrape(kestrel.server), "dead_lettered_items_total") == 1
+
+
 def test_alias_counters(harness):
     kestrel = ServerHarness(harness, aliases={"all": ("a", "b")})
     kestrel.add("all", b"hello")

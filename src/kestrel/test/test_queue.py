@@ -11,6 +11,8 @@ from kestrel.test.support import (
     dump,
     fired,
     journal_file_names,
+    number_of,
+    numbered,
     pending_calls,
     stat,
 )
@@ -206,6 +208,130 @@ def test_timed_out_transactions_are_delivered_again_first_in_order(harness):
     harness.clock.advance(0.006)
     assert [queue.remove(transaction=True).data for _ in range(3)] == [b"one", b"two", b"three"]
     assert queue.canceled_transactions == 3
+
+
+# Delivery counts and dead letters (doc/configuration.md)
+
+
+def test_a_reliable_read_counts_its_deliveries_and_an_abort_keeps_the_count(harness):
+    queue = harness.queue()
+    queue.add(b"job")
+    first_read = now_ms(harness)
+    item = queue.remove(transaction=True)
+    assert (item.deliveries, item.first_delivery_time) == (1, first_read)
+
+    harness.clock.advance(5)
+    queue.unremove(item.xid)
+    item = queue.remove(transaction=True)
+    assert (item.deliveries, item.first_delivery_time) == (2, first_read)
+
+
+def test_plain_reads_and_peeks_count_no_delivery(harness):
+    queue = harness.queue()
+    queue.add(b"job")
+    peeked = queue.peek()
+    assert (peeked.deliveries, peeked.first_delivery_time) == (0, 0)
+    taken = queue.remove()
+    assert (taken.deliveries, taken.first_delivery_time) == (0, 0)
+
+
+def test_a_timed_out_read_keeps_the_count(harness):
+    queue = harness.queue(open_transaction_timeout=0.010)
+    queue.add(b"job")
+    queue.remove(transaction=True)
+    harness.clock.advance(0.020)
+    assert queue.remove(transaction=True).deliveries == 2
+
+
+def test_counts_start_again_after_a_restart(harness):
+    queue = harness.queue()
+    for data in (b"aborted", b"left open"):
+        queue.add(data)
+    queue.unremove(queue.remove(transaction=True).xid)
+    queue.remove(transaction=True)
+    queue.remove(transaction=True)
+
+    queue = harness.restart(queue)
+    assert [(item.data, item.deliveries) for item in queue.memory()] == [(b"aborted", 0), (b"left open", 0)]
+
+
+def read_and_abort(queue, times: int) -> None:
+    for _ in range(times):
+        queue.unremove(queue.remove(transaction=True).xid)
+
+
+def test_an_item_read_max_deliveries_times_is_dropped_without_a_dead_letter_queue(harness):
+    queue = harness.queue(max_deliveries=2)
+    for data in (b"poison", b"fine"):
+        queue.add(data)
+    read_and_abort(queue, 2)
+
+    fine = queue.remove(transaction=True)
+    assert fine.data == b"fine"
+    assert (queue.items, stat(queue, "dead_lettered")) == (0, 1)
+    assert dump(harness.journal_bytes()).endswith("unremove(2), remove, remove-tentative(3)")
+
+    queue = harness.restart(queue, max_deliveries=2)
+    assert drain(queue) == [b"fine"]
+
+
+def test_a_spent_item_goes_to_the_dead_letter_sink_and_the_read_takes_the_next(harness):
+    queue = harness.queue(max_deliveries=1)
+    received = []
+    queue.dead_letter_sink = lambda item: received.append((item.data, item.deliveries)) is None
+    for data in (b"poison", b"fine"):
+        queue.add(data)
+    read_and_abort(queue, 1)
+
+    assert queue.remove(transaction=True).data == b"fine"
+    assert received == [(b"poison", 1)]
+    assert stat(queue, "dead_lettered") == 1
+
+
+def test_plain_reads_hand_out_spent_items(harness):
+    queue = harness.queue(max_deliveries=1)
+    queue.add(b"spent")
+    read_and_abort(queue, 1)
+    assert queue.remove().data == b"spent"
+    assert stat(queue, "dead_lettered") == 0
+
+
+def test_a_refused_dead_letter_stays_and_goes_out_again_and_the_refusal_is_logged_once(harness, captured_logs):
+    queue = harness.queue(max_deliveries=1, dead_letter_queue="dead")
+    accepting = False
+    queue.dead_letter_sink = lambda item: accepting
+    queue.add(b"spent")
+    read_and_abort(queue, 3)
+    assert queue.remove(transaction=True).deliveries == 4
+    refusals = [message for message in captured_logs.messages() if "refuses them" in message]
+    assert refusals == ["items of test that reached max_deliveries (1) stay in it: dead refuses them"]
+
+    queue.unremove(queue.open_xids()[0])
+    accepting = True
+    assert queue.remove(transaction=True) is None
+    assert stat(queue, "dead_lettered") == 1
+    assert any("move to dead again" in message for message in captured_logs.messages())
+
+
+def test_expired_items_behind_a_dead_letter_are_swept_too(harness):
+    queue = harness.queue(max_deliveries=1)
+    queue.add(b"spent")
+    queue.add(b"stale", expiry=now_ms(harness) + 1000)
+    queue.add(b"fresh")
+    read_and_abort(queue, 1)
+    harness.clock.advance(2)
+    assert queue.remove(transaction=True).data == b"fresh"
+    assert (stat(queue, "dead_lettered"), stat(queue, "expired_items")) == (1, 1)
+
+
+def test_a_dead_letter_read_behind_makes_room_for_the_next_item_from_disk(harness):
+    queue = harness.queue(max_deliveries=1, max_memory_size=128)
+    for index in range(3):
+        queue.add(numbered(index))
+    assert queue.reading_behind
+    read_and_abort(queue, 1)
+    assert number_of(queue.fetch(transaction=True, peek=False, deadline=None).data) == 1
+    assert (queue.items, stat(queue, "dead_lettered")) == (1, 1)
 
 
 # Journal rotation and rewriting (doc/compatibility.md §3.7)

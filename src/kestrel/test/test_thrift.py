@@ -322,6 +322,18 @@ def test_auto_abort_puts_the_item_back_after_its_timeout(kestrel, client):
     assert client.call("confirm", "test", {1}) == 0
 
 
+def test_an_item_auto_aborted_max_deliveries_times_goes_to_the_dead_letter_queue(harness):
+    kestrel = ThriftServer(ServerHarness(harness, queue_overrides={"jobs": {"max_deliveries": 2, "dead_letter_queue": "dead"}}))
+    client = kestrel.connect()
+    client.call("put", "jobs", [b"poison", b"fine"])
+    for handle in (1, 2):
+        assert client.call("get", "jobs", 1, 0, 500) == items((b"poison", handle))
+        kestrel.clock.advance(0.501)
+    assert client.call("get", "jobs", 1, 0, 500) == items((b"fine", 3))
+    assert client.call("get", "dead", 1) == items((b"poison", 0))
+    assert kestrel.queue_stat("jobs", "dead_lettered") == 1
+
+
 def test_the_abort_timer_starts_when_the_get_completes(kestrel, client):
     client.send(call_frame("get", "test", 1, 1000, 500))
     kestrel.clock.advance(0.9)
