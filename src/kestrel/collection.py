@@ -5,13 +5,16 @@ Queues are created on first use (a set, get, peek or monitor) and found on disk 
 A name `master+child` is a fanout child: from its first use on, every item added to
 `master` is first added to it. An alias (config only) is a name whose adds go to each of
 its destinations and whose reads find nothing.
+
+A queue may also be given settings at run time, laid over the config file's, and metadata
+(`kestrel.settings`): such a queue is created when they are given, and again at every start.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from mypy_extensions import mypyc_attr
 from twisted.application.internet import TimerService
@@ -20,11 +23,12 @@ from twisted.internet.defer import Deferred, gatherResults
 from kestrel.clock import Clock
 from twisted.logger import Logger
 
-from kestrel.config import ServerConfig, validate_queue_name
+from kestrel.config import WHITELISTS, QueueConfig, ServerConfig, validate_queue_name
 from kestrel.journal import files
 from kestrel.journal.journal import Journal
 from kestrel.journal.writer import JournalWriter
 from kestrel.queue import Item, PersistentQueue, QueueUnavailable
+from kestrel.settings import RuntimeSettings
 
 
 class InvalidQueueName(ValueError):
@@ -61,6 +65,9 @@ class QueueCollection(Service):
         # Journals of deleted queues whose erase has not run yet, by name (see Journal).
         self._erasing: dict[str, Journal] = {}
         self._sweeper: TimerService | None = None
+        self._runtime = RuntimeSettings(config.queue_path, writer, clock)
+        # Whether any queue has a client-id whitelist: the request path looks no further when none does.
+        self.has_whitelists = config.has_whitelists
         self.queue_creates = 0
         self.queue_deletes = 0
         self.queue_expires = 0
@@ -100,6 +107,8 @@ class QueueCollection(Service):
         """Create and replay every queue that has journal files, before anyone connects; one log line says what came back."""
         started = time.monotonic()
         os.makedirs(self.queue_path, exist_ok=True)
+        self._runtime.load()
+        self.has_whitelists = self._has_whitelists()
         self._spool = files.list_spool(self.queue_path)
         for name in list(self._spool):
             try:
@@ -107,6 +116,10 @@ class QueueCollection(Service):
             except InvalidQueueName:
                 self.log.warn("ignoring journal file with an illegal queue name: {name}", name=name)
         self._spool = {}
+        # Queues given settings or metadata at run time exist, items or not.
+        for name in self._runtime.names():
+            if name not in self._queues:
+                self._create(name)
         self.log.info(
             "loaded {queues} queues ({items} items) from {path} in {seconds:.2f} s",
             queues=len(self._queues), items=sum(queue.items for queue in self._queues.values()),
@@ -117,6 +130,7 @@ class QueueCollection(Service):
     def close(self, rewrite_empty: bool = False) -> None:
         for queue in self._queues.values():
             queue.close(rewrite_empty)
+        self._runtime.close()
 
     # Names
 
@@ -149,11 +163,8 @@ class QueueCollection(Service):
         return queue
 
     def _create(self, name: str) -> PersistentQueue:
-        try:
-            validate_queue_name(name)
-        except ValueError as error:
-            raise InvalidQueueName(str(error)) from None
-        config = self.config.queue_config(name)
+        self._check_name(name)
+        config = self.queue_config(name)
         journal = self._erasing.pop(name, None) or Journal(self.queue_path, name, self._writer, self._clock)
         queue = PersistentQueue(name, config, journal, self._clock)
         self._attach_sinks(queue)
@@ -164,6 +175,17 @@ class QueueCollection(Service):
             self._children.setdefault(master, []).append(name)
         self.queue_creates += 1
         return queue
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        try:
+            validate_queue_name(name)
+        except ValueError as error:
+            raise InvalidQueueName(str(error)) from None
+
+    def queue_config(self, name: str) -> QueueConfig:
+        """The settings of queue `name`: the config file's, with those given at run time over them."""
+        return self._runtime.queue_config(name, self.config.queue_config(name))
 
     def _attach_sinks(self, queue: PersistentQueue) -> None:
         """Where the queue sends its expired items (`expire_to_queue`) and its spent ones (`dead_letter_queue`)."""
@@ -291,6 +313,7 @@ class QueueCollection(Service):
             self._children[master].remove(name)
             if not self._children[master]:
                 del self._children[master]
+        self._runtime.forget(name)
         self.queue_deletes += 1
         self.log.info("deleted queue {queue}", queue=name)
         for observer in list(self.deletion_observers):
@@ -323,11 +346,65 @@ class QueueCollection(Service):
     def reload(self, config: ServerConfig) -> None:
         """Take new queue settings and aliases; server-level settings keep their start-up values."""
         self.config = config
+        self.has_whitelists = self._has_whitelists()
         for name, queue in self._queues.items():
-            queue.reconfigure(config.queue_config(name))
-            self._attach_sinks(queue)
+            self._apply_config(name, queue)
         self._warn_masked_queues()
         self.log.info("reloaded queue configuration from {path}", path=config.config_path)
+
+    def _apply_config(self, name: str, queue: PersistentQueue) -> None:
+        queue.reconfigure(self.queue_config(name))
+        self._attach_sinks(queue)
+
+    def _has_whitelists(self) -> bool:
+        return self.config.has_whitelists or self._runtime.sets_any(WHITELISTS)
+
+    # Runtime settings and metadata (kestrel.settings)
+
+    def configure(self, name: str, settings: Mapping[str, object]) -> Deferred:
+        """
+        Give queue `name` settings at run time, over the config file's and those given before
+        (a value of None takes one away), kept across reloads and restarts until the queue is
+        deleted. The values are those of the config file, checked by the same parsers:
+        ConfigError names a bad one, InvalidQueueName a bad name or an alias, and nothing
+        changes. The queue is created if need be and takes them at once; the Deferred fires
+        once they are on disk.
+        """
+        self._check_configurable(name)
+        written = self._runtime.configure(name, settings)
+        if any(settings.get(key) is not None for key in WHITELISTS):
+            # Taking one away leaves this set (a look that finds nothing) until a reload.
+            self.has_whitelists = True
+        queue = self._queues.get(name)
+        if queue is None:
+            self._create_logged(name)
+        else:
+            self._apply_config(name, queue)
+        return written
+
+    def settings(self, name: str) -> dict[str, Any]:
+        """The settings queue `name` was given at run time, as given (without the config file's)."""
+        return self._runtime.settings(name)
+
+    def metadata(self, name: str) -> dict[str, Any]:
+        """What callers keep about queue `name` (the SQS API its attributes and tags); {} if nothing."""
+        return self._runtime.metadata(name)
+
+    def set_metadata(self, name: str, metadata: Mapping[str, Any]) -> Deferred:
+        """
+        Keep `metadata` for queue `name` in place of what it had, until the queue is deleted;
+        anything JSON gives back unchanged (ValueError otherwise). The queue is created if need
+        be; the Deferred fires once the metadata is on disk.
+        """
+        self._check_configurable(name)
+        written = self._runtime.set_metadata(name, metadata)
+        self._existing_or_new(name)
+        return written
+
+    def _check_configurable(self, name: str) -> None:
+        self._check_name(name)
+        if self.is_alias(name):
+            raise InvalidQueueName(f"{name} is an alias, not a queue")
 
     def _warn_masked_queues(self) -> None:
         masked = sorted(set(self._queues) & set(self.config.aliases))

@@ -484,11 +484,15 @@ def parse_queue_settings(name: str, settings: Mapping[str, object], source: str)
     The settings of queue `name` (a ``[queues.NAME]`` table, or settings given at run time),
     parsed; ConfigError names the first bad key.
     """
-    table = f"queues.{_toml_key(name)}"
-    parsed = _parse_table(settings, QUEUE_OPTION_PARSERS, source, table)
+    parsed = _parse_table(settings, QUEUE_OPTION_PARSERS, source, f"queues.{_toml_key(name)}")
     if parsed.get("dead_letter_queue") == name:
-        raise _config_error(source, table, "dead_letter_queue", "a queue cannot be its own dead-letter queue")
+        raise queue_setting_error(source, name, "dead_letter_queue", "a queue cannot be its own dead-letter queue")
     return parsed
+
+
+def queue_setting_error(source: str, name: str, key: str, reason: str) -> ConfigError:
+    """What is wrong with setting `key` of queue `name`, worded like any bad value."""
+    return _config_error(source, f"queues.{_toml_key(name)}", key, reason)
 
 
 def layered_queue_config(name: str, base: QueueConfig, settings: Mapping[str, object]) -> QueueConfig:

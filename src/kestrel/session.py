@@ -106,7 +106,7 @@ class Session:
         that fsyncs every write, a Deferred that fires True once the item is on disk.
         """
         self.check_writable("set")
-        if self.collection.config.has_whitelists:
+        if self.collection.has_whitelists:
             self._check_client_id("set", name, enqueue=True)
         started = perf_counter()
         self.stats.cmd_set += 1
@@ -131,7 +131,7 @@ class Session:
 
     def _check_client_id(self, operation: str, name: str, enqueue: bool) -> None:
         """A queue with a client-id whitelist serves only the listed ids (doc/compatibility.md §3.8)."""
-        config = self.collection.config.queue_config(name)
+        config = self.collection.queue_config(name)
         allowed = config.whitelist_client_id_for_enqueue if enqueue else config.whitelist_client_id_for_dequeue
         if allowed is not None and self.client_id not in allowed:
             self.log.debug("refused {operation} on {queue}: client id {client_id} is not listed",
@@ -152,7 +152,7 @@ class Session:
         connection until it is confirmed or aborted.
         """
         self.check_readable("peek" if peek else "get")
-        if not peek and self.collection.config.has_whitelists:
+        if not peek and self.collection.has_whitelists:
             self._check_client_id("get", name, enqueue=False)
         started = perf_counter()
         reads = self._reads(name)

@@ -1,7 +1,9 @@
 """Naming, listing, clean-up and reading of a queue's journal files (doc/compatibility.md §3.1, §4.2, §4.3).
 
 Current file ``q``; rotated ``q.<epoch_ms>``; temporary ``q~~<epoch_ms>``; pack ``q.<epoch_ms>.pack``;
-a copy of a damaged file, kept before it is cut, ``<file>.<epoch_ms>.damaged``.
+a copy of a damaged file, kept before it is cut, ``<file>.<epoch_ms>.damaged``. The spool
+also holds the queues' runtime settings (``queue-settings.log``, `kestrel.journal.settings_file`),
+no queue's journal.
 Blocking I/O: this runs at startup or on the journal writer thread.
 """
 
@@ -15,6 +17,10 @@ from kestrel.journal.records import BrokenRecord, IncompleteRecord, Record, deco
 TEMP_MARKER = "~~"
 PACK_SUFFIX = ".pack"
 DAMAGED_SUFFIX = ".damaged"
+# The queues' runtime settings (kestrel.settings), and its replacement while it is compacted
+# (`.new`). The listing passes both by, as it passes by any file that is not `<queue>`,
+# `<queue>.<digits>`, a pack or a temporary file, even with a queue named `queue-settings`.
+SETTINGS_FILE = "queue-settings.log"
 
 
 def rotated_name(queue: str, timestamp_ms: int) -> str:

@@ -336,7 +336,7 @@ class TextProtocol(SessionConnection, Protocol):
         put.last_write = written
         written.addCallbacks(self._item_written, self._item_failed, callbackArgs=(put,), errbackArgs=(put,))
         if put.group_commit is None:
-            put.group_commit = self.collection.config.queue_config(put.name).sync_journal == 0
+            put.group_commit = self.collection.queue_config(put.name).sync_journal == 0
         if not put.group_commit:
             self._hold_put(put)
 

@@ -6,6 +6,7 @@ import pytest
 
 from kestrel.journal import records
 from kestrel.journal.files import (
+    SETTINGS_FILE,
     fsync_directory,
     settle_queue_files,
     keep_damaged_copy,
@@ -87,6 +88,8 @@ def test_rotated_timestamp(filename, timestamp):
         (["q.12.pack"], ["q"]),
         (["q+fan", "q", "q2.5"], ["q", "q+fan", "q2"]),
         ([".hidden", ".DS_Store.1"], []),
+        ([SETTINGS_FILE, SETTINGS_FILE + ".new"], []),
+        ([SETTINGS_FILE, "queue-settings", "queue-settings.7"], ["queue-settings"]),
         ([], []),
     ],
 )
