@@ -20,9 +20,8 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
-from kestrel.clock import Clock, Timer
+from kestrel.clock import Clock
 from kestrel.config import (
     QUEUE_OPTION_PARSERS,
     ConfigError,
@@ -33,11 +32,10 @@ from kestrel.config import (
     validate_queue_name,
 )
 from kestrel.journal import settings_file
-from kestrel.journal.writer import JournalWriter, Operation
+from kestrel.journal.writer import JournalWriter, RetryingSource
 
 # How a bad runtime setting is named in its error: "runtime settings: [queues.jobs] max_age: ...".
 SOURCE = "runtime settings"
-WRITE_RETRY_INTERVAL = 1.0
 
 
 class QueueEntry:
@@ -78,28 +76,26 @@ def _stored_metadata(name: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
     return stored
 
 
-class RuntimeSettings:
+class RuntimeSettings(RetryingSource):
     """
     The runtime settings and metadata of every queue that has any, by name, and the settings
-    file that keeps them. It is a source of operations for the journal writer (its BatchSource).
+    file that keeps them, whose writes it queues for the journal writer (and retries).
     """
 
     log = Logger()
 
     def __init__(self, directory: str, writer: JournalWriter, clock: Clock):
+        super().__init__(writer, clock)
         self._directory = directory
         self._file = settings_file.SettingsFile(directory)
-        self._writer = writer
-        self._clock = clock
         self._entries: dict[str, QueueEntry] = {}
         self._lines = 0  # in the file, deletions and replaced entries included
-        self._operations: list[Operation] = []
-        self._buffer: bytearray | None = None
-        self._retry_call: Timer | None = None
-        self.failure: Failure | None = None
 
     def __repr__(self) -> str:
         return f"<RuntimeSettings {self._file.path}>"
+
+    def describe(self) -> str:
+        return self._file.path
 
     # Start-up
 
@@ -243,34 +239,3 @@ class RuntimeSettings:
             self._buffer = buffer
         self._buffer += line
         self._lines += 1
-
-    def _schedule(self, function, *args) -> None:
-        self._operations.append((function, args, None))
-        self._buffer = None
-        if self.failure is None:
-            # A failing file waits for its retry instead.
-            self._writer.mark_dirty(self)
-
-    # The writer's side
-
-    def take_operations(self) -> list[Operation]:
-        operations, self._operations, self._buffer = self._operations, [], None
-        return operations
-
-    def written(self) -> None:
-        if self.failure is not None:
-            self.failure = None
-            self.log.info("{path} is writable again", path=self._file.path)
-
-    def write_failed(self, failure: Failure, unrun: list[Operation]) -> None:
-        """Keep what did not run in front of what came since, and try it again a little later."""
-        if self.failure is None:
-            self.log.failure("writing {path} failed; retrying", failure, path=self._file.path)
-        self.failure = failure
-        self._operations[:0] = unrun
-        if self._retry_call is None:
-            self._retry_call = self._clock.callLater(WRITE_RETRY_INTERVAL, self._retry)
-
-    def _retry(self) -> None:
-        self._retry_call = None
-        self._writer.mark_dirty(self)

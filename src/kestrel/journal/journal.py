@@ -19,9 +19,7 @@ from twisted.python.failure import Failure
 
 from kestrel.journal import files, records
 from kestrel.journal.disk import JournalFiles, ReadBehindCursor
-from kestrel.journal.writer import JournalWriter, Operation
-
-WRITE_RETRY_INTERVAL = 1.0
+from kestrel.journal.writer import JournalWriter, Operation, RetryingSource
 
 
 def failing_softly(function, *args):
@@ -54,38 +52,37 @@ def state_size(opens: Sequence[tuple[int, Any]], items: Sequence[Any]) -> int:
     return size + sum(addx + (0 if item is None else len(item.data)) for item in items)
 
 
-class Journal:
+class Journal(RetryingSource):
     """
     One queue name's files. A queue that keeps no journal (`keep_journal = false`) has one
     whose `keep` is False: it records nothing. The journal of a deleted queue passes to the
     next queue of that name while its erase is pending, so that the new queue's writes are
-    queued behind the erase, never before it.
+    queued behind the erase, never before it. A journal whose writes fail retries them
+    (RetryingSource); until then, its queue takes no new items.
     """
 
     log = Logger()
 
     def __init__(self, directory: str, name: str, writer: JournalWriter, clock: Clock, sync_journal: float | None = None):
+        super().__init__(writer, clock)
         self.name = name
         # Both are the queue's settings (`sync_journal`, `keep_journal`); the queue sets them.
         self.sync_journal = sync_journal
         self.keep = True
-        self.failure: Failure | None = None
         self._directory = directory
-        self._writer = writer
-        self._clock = clock
         self._files = JournalFiles(directory, name)
         self._segments: list[Segment] = [Segment(0, name)]
         self._next_serial = 1
         self._archived = 0
         self._last_timestamp = 0
-        self._operations: list[Operation] = []
-        self._buffer: bytearray | None = None
         self._sync_call: Timer | None = None
-        self._retry_call: Timer | None = None
         self._cursor: ReadBehindCursor | None = None
 
     def __repr__(self) -> str:
         return f"<Journal {self.name}>"
+
+    def describe(self) -> str:
+        return f"journal of queue {self.name}"
 
     @property
     def size(self) -> int:
@@ -267,40 +264,12 @@ class Journal:
     # The writer's side
 
     def take_operations(self) -> list[Operation]:
-        operations, self._operations, self._buffer = self._operations, [], None
+        operations = super().take_operations()
         if self.sync_journal == 0:
             operations.append((self._files.fsync, (), None))
         return operations
 
-    def written(self) -> None:
-        if self.failure is not None:
-            self.failure = None
-            self.log.info("journal of queue {queue} is writable again", queue=self.name)
-
-    def write_failed(self, failure: Failure, unrun: list[Operation]) -> None:
-        """
-        Keep the operations that did not run, in front of the newer ones, and try them again
-        a little later. Until they run, the queue takes no new items.
-        """
-        if self.failure is None:
-            self.log.failure("journal write failed for queue {queue}; retrying", failure, queue=self.name)
-        self.failure = failure
-        self._operations[:0] = unrun
-        if self._retry_call is None:
-            self._retry_call = self._clock.callLater(WRITE_RETRY_INTERVAL, self._retry)
-
-    def _retry(self) -> None:
-        self._retry_call = None
-        self._writer.mark_dirty(self)
-
     # Internals
-
-    def _schedule(self, function, *args, result: Deferred | None = None) -> None:
-        self._operations.append((function, args, result))
-        self._buffer = None
-        if self.failure is None:
-            # A failing journal waits for its retry instead.
-            self._writer.mark_dirty(self)
 
     def _periodic_sync(self) -> None:
         self._sync_call = None

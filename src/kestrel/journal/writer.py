@@ -1,14 +1,15 @@
 """
 The journal writer: every journal file operation of the server runs on one thread, in order.
 
-Journals queue their operations here. When a reply or a read waits for them, the writer
+Journals, and the queues' runtime settings (`kestrel.settings`), queue their operations here. When a reply or a read waits for them, the writer
 hands everything queued to its thread as one batch at the end of the reactor turn;
 otherwise within `write_delay` (5 ms) or once 64 KB wait, so that a stream of small
 requests does not wake the thread every turn. While a batch is on the thread, new operations collect for the next one.
 So a burst of requests costs one write and at most one fsync per journal file (group
 commit), and the reactor never waits on the disk.
 
-A journal whose operation fails gets the operations that did not run back, to retry them.
+A journal whose operation fails gets the operations that did not run back, to retry them
+(`RetryingSource`).
 Periodic fsyncs run on a second thread, so that writes never queue behind them; the writer
 counts them, so that replies wait when they fall behind (see `behind`).
 """
@@ -26,6 +27,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from kestrel.clock import Clock, Timer
+
 Operation = tuple[Callable[..., Any], tuple, "Deferred | None"]
 
 # How far the journals may run ahead of the writer thread before replies wait for it: the
@@ -41,6 +44,8 @@ WRITE_DELAY = 0.005
 # ... unless this much is waiting: a batch this big pays for its hand-over, and holding more
 # only grows the buffer that the thread then copies to the file.
 WRITE_SOON_BYTES = 64 * 1024
+# How long a source whose operation failed waits before it hands its operations over again.
+WRITE_RETRY_INTERVAL = 1.0
 
 
 class BatchSource(Protocol):
@@ -53,6 +58,60 @@ class BatchSource(Protocol):
 
     def write_failed(self, failure: Failure, unrun: list[Operation]) -> None:
         """An operation failed; it and those after it (`unrun`) did not run and are handed back."""
+
+
+# Subclassed by Journal (compiled) and RuntimeSettings (interpreted).
+@mypyc_attr(allow_interpreted_subclasses=True)
+class RetryingSource:
+    """
+    A BatchSource that queues its operations for the writer in order. When one fails, it
+    keeps that one and those after it in front of newer ones and hands them over again
+    after WRITE_RETRY_INTERVAL; until they have run, `failure` says why, and newer
+    operations wait for the retry. `_buffer` is the bytes its next write takes, if one
+    is queued: data queued in one reactor turn goes to the file in one write.
+    """
+
+    log = Logger()
+
+    def __init__(self, writer: JournalWriter, clock: Clock):
+        self._writer = writer
+        self._clock = clock
+        self._operations: list[Operation] = []
+        self._buffer: bytearray | None = None
+        self._retry_call: Timer | None = None
+        self.failure: Failure | None = None
+
+    def describe(self) -> str:
+        """What the log calls it."""
+        raise NotImplementedError
+
+    def take_operations(self) -> list[Operation]:
+        operations, self._operations, self._buffer = self._operations, [], None
+        return operations
+
+    def written(self) -> None:
+        if self.failure is not None:
+            self.failure = None
+            self.log.info("{source} is writable again", source=self.describe())
+
+    def write_failed(self, failure: Failure, unrun: list[Operation]) -> None:
+        if self.failure is None:
+            self.log.failure("writing {source} failed; retrying", failure, source=self.describe())
+        self.failure = failure
+        self._operations[:0] = unrun
+        if self._retry_call is None:
+            self._retry_call = self._clock.callLater(WRITE_RETRY_INTERVAL, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_call = None
+        self._writer.mark_dirty(self)
+
+    def _schedule(self, function: Callable[..., Any], *args: Any, result: Deferred | None = None) -> None:
+        self._operations.append((function, args, result))
+        self._buffer = None
+        if self.failure is None:
+            # A failing source waits for its retry instead.
+            self._writer.mark_dirty(self)
 
 
 Completed = list[tuple["Deferred | None", Any]]

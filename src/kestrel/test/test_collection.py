@@ -9,8 +9,7 @@ from twisted.python.failure import Failure
 from kestrel.collection import InvalidQueueName, QueueCollection
 from kestrel.config import QueueConfig, ServerConfig
 from kestrel.journal.disk import JournalFiles
-from kestrel.journal.journal import WRITE_RETRY_INTERVAL
-from kestrel.journal.writer import JournalWriter
+from kestrel.journal.writer import WRITE_RETRY_INTERVAL, JournalWriter
 from kestrel.queue import QueueUnavailable
 from kestrel.test.support import (
     RecordingRunner,

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from kestrel.journal import disk
-from kestrel.journal.journal import WRITE_RETRY_INTERVAL
+from kestrel.journal.writer import WRITE_RETRY_INTERVAL
 from kestrel.queue import QueueUnavailable
 from kestrel.test.support import ServerHarness, drain
 
