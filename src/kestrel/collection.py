@@ -387,7 +387,7 @@ class QueueCollection(Service):
         return self._runtime.settings(name)
 
     def metadata(self, name: str) -> dict[str, Any]:
-        """What callers keep about queue `name` (the SQS API its attributes and tags); {} if nothing."""
+        """What callers keep about queue `name` (the SQS API keeps its attributes and tags there); {} if none."""
         return self._runtime.metadata(name)
 
     def set_metadata(self, name: str, metadata: Mapping[str, Any]) -> Deferred:

@@ -1,14 +1,15 @@
 """
 The journal writer: every journal file operation of the server runs on one thread, in order.
 
-Journals, and the queues' runtime settings (`kestrel.settings`), queue their operations here. When a reply or a read waits for them, the writer
-hands everything queued to its thread as one batch at the end of the reactor turn;
+Journals, and the queues' runtime settings (`kestrel.settings`), queue their operations here.
+When a reply or a read waits for them, the writer hands everything queued to its thread as
+one batch at the end of the reactor turn;
 otherwise within `write_delay` (5 ms) or once 64 KB wait, so that a stream of small
 requests does not wake the thread every turn. While a batch is on the thread, new operations collect for the next one.
 So a burst of requests costs one write and at most one fsync per journal file (group
 commit), and the reactor never waits on the disk.
 
-A journal whose operation fails gets the operations that did not run back, to retry them
+A source whose operation fails gets the operations that did not run back, to retry them
 (`RetryingSource`).
 Periodic fsyncs run on a second thread, so that writes never queue behind them; the writer
 counts them, so that replies wait when they fall behind (see `behind`).
