@@ -19,6 +19,8 @@ from decimal import Decimal
 from functools import partial
 from types import MappingProxyType
 
+from kestrel.sqs.apps import App, open_mode_allowed
+
 Parser = Callable[[object], object]
 
 MAX_QUEUE_NAME_BYTES = 250
@@ -40,6 +42,10 @@ _DURATION_UNITS = {
 }
 
 _BARE_TOML_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# An access key id: SigV4's Credential=KEY/DATE/... ends it at the first '/', the header at ','.
+_ACCESS_KEY = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# A browser's Origin header: scheme://host[:port], nothing after it.
+_ORIGIN = re.compile(r"https?://[^/?#\s]+")
 
 
 class ConfigError(Exception):
@@ -167,6 +173,10 @@ class ServerConfig:
     zookeeper_path_prefix: str = ""
     zookeeper_session_timeout: float = 10.0
     zookeeper_advertise_host: str | None = None
+    # The SQS-compatible API (doc/sqs.md): off while sqs_listen is "".
+    sqs_listen: str = ""
+    sqs_cors_origins: tuple[str, ...] = ()
+    apps: Mapping[str, App] = field(default_factory=dict)
     default_queue: QueueConfig = QueueConfig()
     queue_overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -177,6 +187,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "queue_overrides", _frozen_overrides(self.queue_overrides))
         object.__setattr__(self, "aliases", _frozen_aliases(self.aliases))
+        object.__setattr__(self, "apps", MappingProxyType(dict(self.apps)))
         object.__setattr__(self, "has_whitelists", any(
             getattr(self.default_queue, key) is not None
             or any(override.get(key) is not None for override in self.queue_overrides.values())
@@ -350,6 +361,8 @@ def server_option_parsers(base_dir: str) -> dict[str, Parser]:
         "max_value_size": parse_size,
         "max_output_buffer": parse_size,
         "memcache_flush_all_reply": _flush_all_reply,
+        "sqs_listen": _endpoint,
+        "sqs_cors_origins": _cors_origins,
     }
 
 
@@ -409,7 +422,95 @@ def _parse_zookeeper(table: Mapping[str, object], source: str) -> dict[str, obje
     return {f"zookeeper_{key}": value for key, value in zookeeper.items()}
 
 
-_TABLES = ("server", "manhole", "zookeeper", "default", "queues", "aliases")
+def _cors_origins(value: object) -> tuple[str, ...]:
+    """Origins whose pages may call the SQS API; lower case, as browsers send them."""
+    if isinstance(value, list) and all(isinstance(origin, str) and (origin == "*" or _ORIGIN.fullmatch(origin)) for origin in value):
+        return tuple(origin.lower() for origin in value)
+    raise ValueError(f'expected a list of origins such as ["https://app.example.com"], or ["*"] for any, got {value!r}')
+
+
+def _access_key(value: object) -> str:
+    key = _string(value)
+    if not _ACCESS_KEY.fullmatch(key):
+        raise ValueError(f"expected an access key id of 1 to 128 letters, digits, '_', '-' or '.', got {value!r}")
+    return key
+
+
+def _secret(value: object) -> bytes:
+    # The message never shows the value: it is, or was meant to be, a secret.
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a non-empty string (the value is not shown)")
+    return value.encode()
+
+
+def _secret_file(value: object, base_dir: str) -> bytes:
+    """The secret in a file, without the line end an editor leaves after it."""
+    path = _absolute_path(value, base_dir)
+    try:
+        with open(path, "rb") as file:
+            secret = file.read().rstrip(b"\r\n")
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror}") from None
+    if not secret:
+        raise ValueError(f"{path} holds no secret")
+    return secret
+
+
+def _queue_patterns(value: object) -> tuple[str, ...]:
+    if isinstance(value, list) and all(isinstance(pattern, str) and pattern for pattern in value):
+        return tuple(value)
+    raise ValueError(f'expected a list of queue-name patterns such as ["billing-*", "audit"], got {value!r}')
+
+
+def app_option_parsers(base_dir: str) -> dict[str, Parser]:
+    """Parsers for an ``[apps.NAME]`` table; a secret file's path resolves against ``base_dir``."""
+    return {
+        "access_key": _access_key,
+        "secret": _secret,
+        "secret_file": partial(_secret_file, base_dir=base_dir),
+        "read": _queue_patterns,
+        "write": _queue_patterns,
+        "admin": _queue_patterns,
+    }
+
+
+def _parse_apps(apps: Mapping[str, object], source: str, base_dir: str) -> dict[str, App]:
+    """The ``[apps.NAME]`` tables: each needs an access key no other app has, and one of secret and secret_file."""
+    parsers = app_option_parsers(base_dir)
+    parsed: dict[str, App] = {}
+    owners: dict[str, str] = {}
+    for name, table in apps.items():
+        if not isinstance(table, dict):
+            # Without the value: a secret written one line too high would be in the message.
+            raise _config_error(source, "apps", name, "expected a table such as [apps.billing]")
+        table_name = f"apps.{_toml_key(name)}"
+        options = _parse_table(table, parsers, source, table_name)
+        if "access_key" not in options:
+            raise _config_error(source, table_name, "access_key", "missing (required)")
+        secrets = [options.pop(key) for key in ("secret", "secret_file") if key in options]
+        if len(secrets) != 1:
+            raise _config_error(source, table_name, "secret", "expected exactly one of secret and secret_file")
+        access_key = options["access_key"]
+        if access_key in owners:
+            raise _config_error(
+                source, table_name, "access_key", f"{access_key!r} is already the access key of [apps.{_toml_key(owners[access_key])}]"
+            )
+        owners[access_key] = name
+        parsed[name] = App(name=name, secret=secrets[0], **options)
+    return parsed
+
+
+def _check_open_mode(config: ServerConfig, source: str) -> None:
+    """Without applications the SQS API accepts any signature, so it may listen only where no other machine reaches it."""
+    if config.sqs_listen and not config.apps and not open_mode_allowed(config.sqs_listen):
+        raise _config_error(
+            source, "server", "sqs_listen",
+            f"{config.sqs_listen!r} serves other machines, and with no [apps.NAME] table the SQS API accepts any signature: "
+            "add applications or listen on loopback (e.g. 'tcp:9324:interface=127.0.0.1')",
+        )
+
+
+_TABLES = ("server", "manhole", "zookeeper", "default", "queues", "aliases", "apps")
 
 
 def _toml_key(key: str) -> str:
@@ -428,6 +529,7 @@ LISTEN_OPTIONS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "thrift_listen": ("server", "thrift_listen"),
         "admin_listen": ("server", "admin_listen"),
         "manhole_listen": ("manhole", "listen"),
+        "sqs_listen": ("server", "sqs_listen"),
     }
 )
 
@@ -527,7 +629,7 @@ def parse_config(document: dict, path: str | None, base_dir: str) -> ServerConfi
         raise _config_error(source, "server", "queue_path", "missing (required)")
     manhole = _parse_table(tables["manhole"], manhole_option_parsers(base_dir), source, "manhole")
     default = _parse_table(tables["default"], QUEUE_OPTION_PARSERS, source, "default")
-    return ServerConfig(
+    config = ServerConfig(
         **server,
         **{f"manhole_{key}": value for key, value in manhole.items()},
         **_parse_zookeeper(tables["zookeeper"], source),
@@ -535,7 +637,10 @@ def parse_config(document: dict, path: str | None, base_dir: str) -> ServerConfi
         default_queue=QueueConfig(**default),
         queue_overrides=_parse_queue_overrides(tables["queues"], source),
         aliases=_parse_aliases(tables["aliases"], source),
+        apps=_parse_apps(tables["apps"], source, base_dir),
     )
+    _check_open_mode(config, source)
+    return config
 
 
 def load_config(path: str) -> ServerConfig:

@@ -21,6 +21,7 @@ from kestrel.config import (
     server_option_parsers,
     validate_queue_name,
 )
+from kestrel.sqs.apps import App
 
 SOURCE = "etc/kestrel.conf"
 
@@ -108,7 +109,7 @@ def test_option_parsers_cover_every_field():
         | {f"zookeeper_{key}" for key in ZOOKEEPER_OPTION_PARSERS}
     )
     assert set(QUEUE_OPTION_PARSERS) == queue_fields
-    assert from_tables == server_fields - {"config_path", "default_queue", "queue_overrides", "aliases"}
+    assert from_tables == server_fields - {"config_path", "default_queue", "queue_overrides", "aliases", "apps"}
 
 
 def test_direct_construction_uses_defaults():
@@ -255,6 +256,11 @@ def test_load_config_resolves_paths_against_the_file(tmp_path):
     assert config.manhole_authorized_keys == str(tmp_path / "etc" / "manhole_keys")
 
 
+SQS_CORS_ORIGINS_ERROR = (
+    '[server] sqs_cors_origins: expected a list of origins such as ["https://app.example.com"], or ["*"] for any, got {}'
+)
+
+
 @pytest.mark.parametrize(
     ("toml_text", "message"),
     [
@@ -340,6 +346,40 @@ def test_load_config_resolves_paths_against_the_file(tmp_path):
             "[aliases]\nall = ['jobs', 'a~b']",
             "[aliases] all: queue name contains illegal characters: 'a~b' ('~' is not allowed)",
         ),
+        ("sqs_cors_origins = 'https://a.example'", SQS_CORS_ORIGINS_ERROR.format("'https://a.example'")),
+        ("sqs_cors_origins = ['https://a.example/page']", SQS_CORS_ORIGINS_ERROR.format("['https://a.example/page']")),
+        ("sqs_cors_origins = ['ftp://a.example']", SQS_CORS_ORIGINS_ERROR.format("['ftp://a.example']")),
+        (
+            "sqs_listen = 'tcp:9324'",
+            "[server] sqs_listen: 'tcp:9324' serves other machines, and with no [apps.NAME] table the SQS API "
+            "accepts any signature: add applications or listen on loopback (e.g. 'tcp:9324:interface=127.0.0.1')",
+        ),
+        ("[apps]\nbilling = 'AKID'", "[apps] billing: expected a table such as [apps.billing]"),
+        ("[apps.billing]\nsecret = 's'", "[apps.billing] access_key: missing (required)"),
+        ("[apps.billing]\naccess_key = 'AK'", "[apps.billing] secret: expected exactly one of secret and secret_file"),
+        ("[apps.billing]\naccess_key = 'AK'\nsecret = 's'\nqueues = []", "[apps.billing] queues: unknown option"),
+        (
+            "[apps.billing]\naccess_key = 'AK/1'\nsecret = 's'",
+            "[apps.billing] access_key: expected an access key id of 1 to 128 letters, digits, '_', '-' or '.', got 'AK/1'",
+        ),
+        ("[apps.billing]\naccess_key = 'AK'\nsecret = ''", "[apps.billing] secret: expected a non-empty string (the value is not shown)"),
+        ("[apps.billing]\naccess_key = 'AK'\nsecret = 7", "[apps.billing] secret: expected a non-empty string (the value is not shown)"),
+        (
+            "[apps.billing]\naccess_key = 'AK'\nsecret = 's'\nread = 'billing-*'",
+            "[apps.billing] read: expected a list of queue-name patterns such as [\"billing-*\", \"audit\"], got 'billing-*'",
+        ),
+        (
+            "[apps.billing]\naccess_key = 'AK'\nsecret = 's'\nwrite = ['']",
+            "[apps.billing] write: expected a list of queue-name patterns such as [\"billing-*\", \"audit\"], got ['']",
+        ),
+        (
+            "[apps.\"two words\"]\naccess_key = 'AK'\nsecret = 's'\nadmin = [1]",
+            "[apps.\"two words\"] admin: expected a list of queue-name patterns such as [\"billing-*\", \"audit\"], got [1]",
+        ),
+        (
+            "[apps.a]\naccess_key = 'AK'\nsecret = 's'\n[apps.b]\naccess_key = 'AK'\nsecret = 't'",
+            "[apps.b] access_key: 'AK' is already the access key of [apps.a]",
+        ),
         (
             "[aliases]\n\"+all\" = ['jobs']",
             "[aliases] \"+all\": queue name contains illegal characters: '+all' "
@@ -380,11 +420,13 @@ ENDPOINT_OPTIONS = [
     ("thrift_listen", "server", "thrift_listen"),
     ("admin_listen", "server", "admin_listen"),
     ("manhole_listen", "manhole", "listen"),
+    ("sqs_listen", "server", "sqs_listen"),
 ]
 
 
 def parse_endpoint(table: str, key: str, description: str) -> ServerConfig:
-    document = {"server": {"queue_path": "/q"}}
+    # With an application, so that sqs_listen may serve other machines.
+    document = {"server": {"queue_path": "/q"}, "apps": {"billing": {"access_key": "AK", "secret": "s"}}}
     document.setdefault(table, {})[key] = description
     return parse_config(document, SOURCE, "/etc")
 
@@ -455,3 +497,122 @@ def test_zookeeper_table():
 def test_no_zookeeper_table_means_no_server_sets():
     config = parse("")
     assert (config.zookeeper_hosts, config.zookeeper_advertise_host) == ("", None)
+
+
+SECRET = "hunter2-not-for-logs"
+
+
+def write_secret_config(tmp_path, app_table: str, secret: bytes | None = b"hunter2-not-for-logs\n") -> str:
+    """A config file in tmp_path/etc with one [apps.billing] table, and its secret file beside it."""
+    (tmp_path / "etc").mkdir()
+    if secret is not None:
+        (tmp_path / "etc" / "billing.secret").write_bytes(secret)
+    config_file = tmp_path / "etc" / "kestrel.conf"
+    config_file.write_text(f'[server]\nqueue_path = "q"\n[apps.billing]\naccess_key = "AKIDBILLING01"\n{app_table}\n')
+    return str(config_file)
+
+
+def test_apps_table():
+    config = parse(
+        """
+        sqs_listen = "tcp:9324"
+        [apps.billing]
+        access_key = "AKIDBILLING01"
+        secret = "hunter2-not-for-logs"
+        read = ["billing-*"]
+        write = ["billing-*", "audit"]
+        admin = ["billing-*"]
+        [apps.reports]
+        access_key = "AKIDREPORTS01"
+        secret = "another"
+        read = ["reports"]
+        """
+    )
+    assert config.apps == {
+        "billing": App(
+            "billing", "AKIDBILLING01", SECRET.encode(), read=("billing-*",), write=("billing-*", "audit"), admin=("billing-*",)
+        ),
+        "reports": App("reports", "AKIDREPORTS01", b"another", read=("reports",)),
+    }
+    assert config.sqs_listen == "tcp:9324"
+    assert SECRET not in repr(config)
+    with pytest.raises(TypeError):
+        config.apps["other"] = config.apps["billing"]
+
+
+def test_no_apps_table_means_no_apps_and_no_sqs_listener():
+    config = parse("")
+    assert (config.apps, config.sqs_listen, config.sqs_cors_origins) == ({}, "", ())
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["tcp:9324:interface=127.0.0.1", r"tcp6:9324:interface=\:\:1", "tcp:0:interface=localhost", "unix:/run/sqs.sock"]
+)
+def test_without_apps_the_sqs_listener_may_serve_this_machine(endpoint):
+    assert parse_config({"server": {"queue_path": "/q", "sqs_listen": endpoint}}, SOURCE, "/etc").sqs_listen == endpoint
+
+
+def test_cors_origins():
+    config = parse('sqs_cors_origins = ["https://App.Example.com:8443", "http://localhost:3000", "*"]')
+    assert config.sqs_cors_origins == ("https://app.example.com:8443", "http://localhost:3000", "*")
+
+
+def test_secret_file_resolves_against_the_config_and_loses_its_line_end(tmp_path):
+    config = load_config(write_secret_config(tmp_path, 'secret_file = "billing.secret"', secret=b"hunter2-not-for-logs\r\n"))
+    assert config.apps["billing"].secret == SECRET.encode()
+
+
+@pytest.mark.parametrize(
+    ("secret", "table", "reason"),
+    [
+        (None, 'secret_file = "billing.secret"', "cannot read {etc}/billing.secret: No such file or directory"),
+        (None, 'secret_file = "."', "cannot read {etc}: Is a directory"),
+        (b"", 'secret_file = "billing.secret"', "{etc}/billing.secret holds no secret"),
+        (b"\n", 'secret_file = "billing.secret"', "{etc}/billing.secret holds no secret"),
+    ],
+)
+def test_unusable_secret_files_name_their_key(tmp_path, secret, table, reason):
+    config_file = write_secret_config(tmp_path, table, secret)
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file)
+    etc = tmp_path / "etc"
+    assert str(caught.value) == f"{config_file}: [apps.billing] secret_file: {reason.format(etc=etc)}"
+
+
+def test_secret_and_secret_file_together_are_refused(tmp_path):
+    config_file = write_secret_config(tmp_path, f'secret_file = "billing.secret"\nsecret = "{SECRET}"')
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file)
+    assert str(caught.value) == f"{config_file}: [apps.billing] secret: expected exactly one of secret and secret_file"
+
+
+@pytest.mark.parametrize(
+    "toml_text",
+    [
+        f"[apps]\nsecret = '{SECRET}'",
+        f"[apps.billing]\naccess_key = 'AK'\nsecret = ['{SECRET}']",
+        f"[apps.billing]\naccess_key = 'AK'\nsecret = {{ value = '{SECRET}' }}",
+        f"[apps.billing]\naccess_key = 'AK'\nsecrte = '{SECRET}'",
+    ],
+)
+def test_a_misplaced_secret_is_not_in_the_error(toml_text):
+    with pytest.raises(ConfigError) as caught:
+        parse(toml_text)
+    assert SECRET not in str(caught.value)
+
+
+def test_the_shipped_examples_parse_when_uncommented(tmp_path):
+    """etc/kestrel.conf's commented-out sqs_listen, sqs_cors_origins and [apps.billing] lines are a config that works."""
+    shipped = open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "etc", "kestrel.conf")).read()
+    examples = [line[2:] for line in shipped.splitlines() if line.startswith(("# sqs_", "# [apps", "# access_key", "# secret_file", "# read", "# write", "# admin"))]
+    server = "\n".join(line for line in examples if line.startswith("sqs_"))
+    apps = "\n".join(line for line in examples if not line.startswith("sqs_"))
+    (tmp_path / "billing.secret").write_text(SECRET)
+    config_file = tmp_path / "kestrel.conf"
+    config_file.write_text(f'[server]\nqueue_path = "q"\n{server}\n{apps}\n')
+    config = load_config(str(config_file))
+    assert config.sqs_listen == "tcp:9324:interface=127.0.0.1"
+    assert config.sqs_cors_origins == ("https://app.example.com",)
+    assert config.apps["billing"] == App(
+        "billing", "AKIDBILLING01", SECRET.encode(), read=("billing-*",), write=("billing-*", "audit"), admin=("billing-*",)
+    )
