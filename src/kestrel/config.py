@@ -277,10 +277,14 @@ def _finite_duration(value: object) -> float:
     return seconds
 
 
-def _client_ids(value: object) -> tuple[str, ...]:
+def _strings(value: object, example: str) -> tuple[str, ...]:
+    """A list of non-empty strings; ``example`` says what they are, in the error."""
     if isinstance(value, list) and all(isinstance(each, str) and each for each in value):
         return tuple(value)
-    raise ValueError(f'expected a list of client ids such as ["billing", "reports"], got {value!r}')
+    raise ValueError(f"expected a list of {example}, got {value!r}")
+
+
+_client_ids = partial(_strings, example='client ids such as ["billing", "reports"]')
 
 
 def _queue_name(value: object) -> str:
@@ -456,10 +460,7 @@ def _secret_file(value: object, base_dir: str) -> bytes:
     return secret
 
 
-def _queue_patterns(value: object) -> tuple[str, ...]:
-    if isinstance(value, list) and all(isinstance(pattern, str) and pattern for pattern in value):
-        return tuple(value)
-    raise ValueError(f'expected a list of queue-name patterns such as ["billing-*", "audit"], got {value!r}')
+_queue_patterns = partial(_strings, example='queue-name patterns such as ["billing-*", "audit"]')
 
 
 def app_option_parsers(base_dir: str) -> dict[str, Parser]:

@@ -10,7 +10,8 @@ canonical request for Signature Version 4", IAM user guide):
 - the path with dot segments and empty segments removed, then percent-encoded once more
   (SigV4 encodes the path twice for every service but S3: once on the wire, once here);
 - the query's ``name=value`` pairs percent-decoded (``+`` is a space: botocore sends a space
-  in a query value as ``+`` and signs it as ``%20``, and curl 8 reads it so), encoded again with only RFC 3986's unreserved characters left bare, and sorted;
+  in a query value as ``+`` and signs it as ``%20``, and curl 8 reads it so), encoded again
+  with only RFC 3986's unreserved characters left bare, and sorted;
 - the signed headers, ``name:value`` with runs of whitespace in the value made one space;
 - the ``x-amz-content-sha256`` header, or else the SHA-256 of the body.
 
@@ -56,10 +57,11 @@ _TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _TIMESTAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 # quote() never encodes letters, digits and "_.-~"; these are RFC 3986's unreserved characters.
 _UNRESERVED = "-_.~"
-# The query parameters of a presigned URL; any of them marks the request as one.
+# The query parameters of a presigned URL, each needed once.
 _PRESIGNED_PARAMETERS = (
     "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature",
 )
+# Any of these in the query makes the request a presigned one, to be checked as such.
 _PRESIGNED_MARKS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature"})
 _SIGNATURE_PARAMETER = b"X-Amz-Signature"
 _HEADER_PARAMETERS = ("Credential", "SignedHeaders", "Signature")
@@ -105,7 +107,6 @@ class _Authorization:
     """What a request claims about its signature, checked for form and date, not yet for the secret."""
 
     access_key: str
-    scope: str  # date/region/sqs/aws4_request
     date: str
     region: str
     timestamp: str
@@ -113,6 +114,10 @@ class _Authorization:
     signature: bytes
     presigned: bool
     query: tuple[tuple[bytes, bytes], ...]  # the pairs the signature covers
+
+    @property
+    def scope(self) -> str:
+        return "/".join((self.date, self.region, SERVICE, TERMINATOR))
 
 
 def identify(request: SignedRequest, now: float) -> str:
@@ -177,7 +182,6 @@ def _authorization(request: SignedRequest, now: float) -> _Authorization:
     _check_clock(timestamp, expires, now)
     return _Authorization(
         access_key=access_key,
-        scope="/".join((date, region, SERVICE, TERMINATOR)),
         date=date,
         region=region,
         timestamp=timestamp,
