@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from kestrel.sqs.errors import SqsError
+from kestrel.sqs.errors import sqs_error
 from kestrel.sqs.sigv4 import SignedRequest, identify, verify
 
 
@@ -85,7 +85,7 @@ def check(app: App, kind: Grant, queue_name: str, resource: str) -> None:
     access denied error"); the queue's URL tells more.
     """
     if not app.grants(kind, queue_name):
-        raise SqsError("AccessDenied", f"Access to the resource {resource} is denied.", 403)
+        raise sqs_error("AccessDenied", f"Access to the resource {resource} is denied.")
 
 
 def visible(app: App, queue_name: str) -> bool:

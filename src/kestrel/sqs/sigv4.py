@@ -40,7 +40,7 @@ from email.utils import mktime_tz, parsedate_tz
 from hashlib import sha256
 from urllib.parse import quote, unquote_to_bytes
 
-from kestrel.sqs.errors import SqsError
+from kestrel.sqs.errors import SqsError, sqs_error
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "sqs"
@@ -138,7 +138,7 @@ def verify(request: SignedRequest, secret_for: Callable[[str], bytes | None], no
     authorization = _authorization(request, now)
     secret = secret_for(authorization.access_key)
     if secret is None:
-        raise SqsError("InvalidClientTokenId", "The security token included in the request is invalid.", 403)
+        raise sqs_error("InvalidClientTokenId", "The security token included in the request is invalid.")
     key = _signing_key(secret, authorization.date, authorization.region)
     payload_hash = _payload_hash(request)
     for canonical_request in _canonical_requests(request, authorization, payload_hash):
@@ -156,10 +156,9 @@ def _authorization(request: SignedRequest, now: float) -> _Authorization:
     header = request.headers.get("authorization")
     presigned = any(name.decode("utf-8", "surrogateescape") in _PRESIGNED_MARKS for name, _ in pairs)
     if header is None and not presigned:
-        raise SqsError(
+        raise sqs_error(
             "MissingAuthenticationToken",
             "The request must contain either a valid (registered) AWS access key ID or X.509 certificate.",
-            403,
         )
     if header is not None and presigned:
         raise _incomplete("Only one auth mechanism allowed: the Authorization header or the X-Amz-Signature query parameter.")
@@ -193,11 +192,11 @@ def _authorization(request: SignedRequest, now: float) -> _Authorization:
 
 
 def _incomplete(message: str) -> SqsError:
-    return SqsError("IncompleteSignature", message, 400)
+    return sqs_error("IncompleteSignature", message)
 
 
 def _mismatch(message: str) -> SqsError:
-    return SqsError("SignatureDoesNotMatch", message, 403)
+    return sqs_error("SignatureDoesNotMatch", message)
 
 
 def _query_pairs(query: bytes) -> list[tuple[bytes, bytes]]:
