@@ -112,8 +112,9 @@ def parse_int(token: bytes, what: str, close: bool = False) -> int:
         raise ClientError(f"bad {what}: {token.decode('latin-1')!r}", close=close) from None
 
 
-def value_block(key: bytes, data: bytes) -> list[bytes]:
-    return [b"VALUE %s 0 %d\r\n" % (key, len(data)), data, VALUE_TAIL]
+def value_header(key: bytes, data: bytes) -> bytes:
+    """The line before an item's data in a reply: the data, then VALUE_TAIL, follow it."""
+    return b"VALUE %s 0 %d\r\n" % (key, len(data))
 
 
 class MemcacheProtocol(SessionConnection, Protocol):
@@ -309,7 +310,8 @@ class MemcacheProtocol(SessionConnection, Protocol):
         if item is None:
             self._reply(END)
         else:
-            self._reply(*value_block(key, item.data))
+            # Three arguments, not *a list: compiled, a starred call is a generic one.
+            self._reply(value_header(key, item.data), item.data, VALUE_TAIL)
 
     def _monitor(self, tokens: list[bytes]) -> None:
         if len(tokens) < 3:
@@ -318,7 +320,7 @@ class MemcacheProtocol(SessionConnection, Protocol):
         timeout = parse_int(tokens[2], "timeout")
         max_items = parse_int(tokens[3], "max_items") if len(tokens) > 3 and tokens[3] else None
         key = tokens[1]
-        stream = self.session.monitor(name, timeout, max_items, lambda item: self._reply(*value_block(key, item.data)))  # type: ignore[union-attr]
+        stream = self.session.monitor(name, timeout, max_items, lambda item: self._reply(value_header(key, item.data), item.data, VALUE_TAIL))  # type: ignore[union-attr]
         self._wait_for(stream, lambda _: self._reply(END))
 
     def _confirm(self, tokens: list[bytes]) -> None:
