@@ -498,8 +498,8 @@ def _page(names: list[str], max_results: int | None, next_token: str | None) -> 
     """One page of sorted names after `next_token` (the last name of the page before, in base64)."""
     if next_token is not None:
         try:
-            after = base64.urlsafe_b64decode(next_token.encode("ascii")).decode("utf-8")
-        except (UnicodeError, binascii.Error, ValueError):
+            after = base64.b64decode(next_token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
+        except (UnicodeError, binascii.Error):
             raise sqs_error("InvalidParameterValue", "Invalid NextToken value.") from None
         names = [name for name in names if name > after]
     if max_results is None:
