@@ -18,6 +18,7 @@ from twisted.logger import Logger
 
 from kestrel.collection import InvalidQueueName
 from kestrel.config import ConfigError
+from kestrel.envelope import MAGIC, body_of
 from kestrel.journal import records
 from kestrel.protocols.connection import SessionConnection, SessionFactory
 from kestrel.queue import Item, QueueUnavailable
@@ -113,6 +114,9 @@ def parse_int(token: bytes, what: str, close: bool = False) -> int:
 
 
 def value_block(key: bytes, data: bytes) -> list[bytes]:
+    """The reply of a get that found `data`: an envelope's body (an SQS message's), else the item."""
+    if data.startswith(MAGIC):
+        data = body_of(data)
     return [b"VALUE %s 0 %d\r\n" % (key, len(data)), data, VALUE_TAIL]
 
 
