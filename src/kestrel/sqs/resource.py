@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -26,13 +26,13 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from kestrel.sqs.apps import App, Applications, Grant, check, visible
 from kestrel.sqs.errors import SqsError, sqs_error
+from kestrel.sqs.service import SqsService
 from kestrel.sqs.sigv4 import SignedRequest
 from kestrel.sqs.wire import QUEUE_URL_PATH, SqsCall, decode_request, encode_error, encode_result, request_wire
 
 # A reply's status, headers and body.
 Reply = tuple[int, dict[str, str], bytes]
 
-DEFAULT_ACCOUNT = "000000000000"
 CALL_METHODS = (b"POST", b"GET")
 ALLOW = "GET, POST, OPTIONS"
 # What a browser page may send: SigV4's headers and the JSON protocol's, and those the AWS SDK
@@ -50,29 +50,15 @@ CORS_EXPOSED_HEADERS = "x-amzn-RequestId, x-amzn-query-error"
 CORS_MAX_AGE = "600"
 
 
-class Authorize(Protocol):
-    """What the service asks of the application behind a call."""
-
-    def check(self, kind: str, queue_name: str) -> None: ...
-
-    def visible(self, queue_name: str) -> bool: ...
-
-
-class Service(Protocol):
-    """The SQS semantics on the queues (kestrel.sqs.service): a call in, a result or a Deferred of one out."""
-
-    def handle(self, call: SqsCall, base_url: str, authorize: Authorize) -> dict[str, Any] | Deferred: ...
-
-
 @dataclass(frozen=True)
 class Authorization:
-    """The grants of the application that signed one request, as the service asks for them."""
+    """The grants of the application that signed one request, as the service asks for them (its Authorize)."""
 
     app: App
     # `<base_url>/<account>/`: the URL of a queue the message of a refusal names.
     queue_url_prefix: str
 
-    def check(self, kind: str, queue_name: str) -> None:
+    def __call__(self, kind: str, queue_name: str) -> None:
         """Raise SQS's AccessDenied unless the app has the ``kind`` ('read', 'write', 'admin') grant on the queue."""
         check(self.app, Grant(kind), queue_name, self.queue_url_prefix + queue_name)
 
@@ -99,11 +85,11 @@ class SqsResource(Resource):
 
     def __init__(
         self,
-        service: Service,
+        service: SqsService,
         applications: Applications,
         clock: IReactorTime,
+        account: str,
         cors_origins: tuple[str, ...] = (),
-        account: str = DEFAULT_ACCOUNT,
     ):
         super().__init__()
         self.service = service

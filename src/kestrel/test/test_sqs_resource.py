@@ -82,7 +82,7 @@ class Listener:
         self.clock = Clock()
         self.clock.advance(SIGNED_AT.timestamp())
         applications = Applications({"tests": APP} if apps is None else apps)
-        self.resource = SqsResource(self.service, applications, self.clock, cors_origins)
+        self.resource = SqsResource(self.service, applications, self.clock, "000000000000", cors_origins)
         self.site = sqs_site(self.resource, self.clock)
 
     def connect(self) -> HttpConnection:
@@ -227,16 +227,16 @@ def test_without_apps_any_key_may_do_anything():
     response = listener.exchange(signed("POST", "/", b"Action=ListQueues", FORM_HEADERS, key="ANYONE", secret="whatever"))
     assert response.code == 200, response.body
     authorize = listener.service.calls[0][2]
-    authorize.check("admin", "any-queue")
+    authorize("admin", "any-queue")
     assert authorize.visible("any-queue")
 
 
 def test_the_service_asks_the_signing_apps_grants(listener):
     listener.client().list_queues()
     authorize = listener.service.calls[0][2]
-    authorize.check("write", "audit")
+    authorize("write", "audit")
     with pytest.raises(SqsError) as caught:
-        authorize.check("admin", "jobs")
+        authorize("admin", "jobs")
     assert (caught.value.code, caught.value.status) == ("AccessDenied", 403)
     assert caught.value.message == f"Access to the resource {QUEUE_URL} is denied."
     assert authorize.visible("jobs") and authorize.visible("audit") and not authorize.visible("billing")
