@@ -51,6 +51,11 @@ class SqsRequest(Request):
             return
         self.content.write(data)
 
+    def _handleStar(self) -> None:
+        # twisted.web answers a request for `*` itself (405 to all but OPTIONS); here it gets
+        # SQS's answer like any other path: InvalidAddress, or a CORS preflight's.
+        self.render(self.site.resource)
+
 
 class SqsChannel(PacedChannel):
     """An HTTP connection of the SQS listener: refuses a body over MAX_BODY without reading it."""

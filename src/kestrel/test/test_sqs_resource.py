@@ -245,7 +245,7 @@ def test_the_service_asks_the_signing_apps_grants(listener):
 # Routes
 
 
-@pytest.mark.parametrize("path", ["/000000000000", "/a/b/c", "/000000000000/jobs/", "//", "/a?/b"])
+@pytest.mark.parametrize("path", ["/000000000000", "/a/b/c", "/000000000000/jobs/", "//", "/a?/b", "*"])
 def test_a_path_that_is_neither_the_root_nor_a_queue_url_is_an_invalid_address(listener, path):
     request = b"POST %s HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n" % path.encode()
     response = listener.exchange(request)
