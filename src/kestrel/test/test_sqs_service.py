@@ -443,7 +443,7 @@ def test_a_batch_longer_than_the_limit_is_refused_whole(sqs):
     assert sqs.collection.queue("jobs").items == 0
 
 
-def test_a_send_to_a_queue_that_fsyncs_every_write_answers_once_it_is_on_disk(harness):
+def test_sends_and_deletes_on_a_queue_that_fsyncs_every_write_answer_once_on_disk(harness):
     runner = RecordingRunner()
     writer = JournalWriter(harness.clock, runner=runner)
     writer.startService()
@@ -458,6 +458,15 @@ def test_a_send_to_a_queue_that_fsyncs_every_write_answers_once_it_is_on_disk(ha
     runner.run_all()
     [answer] = sent
     assert answer["MD5OfMessageBody"] == md5_of_body("x")
+    received = fired(sqs.handle("ReceiveMessage", QueueUrl=url("jobs")))
+    writer.flush()
+    runner.run_all()
+    [message] = received[0]["Messages"]
+    deleted = fired(sqs.handle("DeleteMessage", QueueUrl=url("jobs"), ReceiptHandle=message["ReceiptHandle"]))
+    writer.flush()
+    assert deleted == []
+    runner.run_all()
+    assert deleted == [{}]
 
 
 # Receipt handles and visibility
@@ -569,6 +578,20 @@ def test_held_messages_come_back_after_a_restart_and_old_handles_are_stale(sqs, 
     sqs = restarted(sqs, harness)
     assert sqs.delete("jobs", message["ReceiptHandle"]) == {}
     assert sqs.bodies("jobs") == ["one"]
+
+
+def test_a_handle_from_before_a_restart_does_not_take_a_new_read_of_the_same_numbers(sqs, harness):
+    sqs.create("jobs")
+    sqs.send("jobs", "old")
+    [old] = sqs.receive("jobs")
+    sqs = restarted(sqs, harness)
+    sqs.call("DeleteQueue", QueueUrl=url("jobs"))
+    sqs.create("jobs")
+    sqs.send("jobs", "new")
+    [new] = sqs.receive("jobs", VisibilityTimeout=5)
+    sqs.delete("jobs", old["ReceiptHandle"])
+    sqs.advance(5)
+    assert sqs.bodies("jobs") == ["new"]
 
 
 def test_stop_gives_every_held_message_back_and_stops_the_timers(sqs):
