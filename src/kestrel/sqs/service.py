@@ -42,6 +42,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from kestrel.clock import Clock
 from kestrel.collection import InvalidQueueName
 from kestrel.config import ConfigError
 from kestrel.queue import PersistentQueue, QueueUnavailable
@@ -91,7 +92,8 @@ class SqsService:
     def __init__(self, server: ServerContext, clock: IReactorTime, account: str = "000000000000", region: str = "us-east-1"):
         self.server = server
         self.collection = server.collection
-        self.clock = clock
+        # Typed as kestrel.clock's Protocol, which mypy can check calls against (Zope's interfaces have no `self`).
+        self.clock: Clock = clock
         self.account = account
         self.region = region
         self.session = Session(server, track_open_reads=False)

@@ -32,6 +32,14 @@ def sqs(kestrel) -> Sqs:
     return Sqs(kestrel)
 
 
+def queue_arn(name: str) -> str:
+    return f"arn:aws:sqs:us-east-1:000000000000:{name}"
+
+
+def redrive_policy(target: str, count: int) -> str:
+    return json.dumps({"deadLetterTargetArn": queue_arn(target), "maxReceiveCount": count})
+
+
 def restarted(sqs: Sqs, harness) -> Sqs:
     """The server stopped (its held reads still open, as after a crash) and started again on the same spool."""
     sqs.collection.close()
@@ -286,8 +294,9 @@ def test_set_queue_attributes_changes_them_and_the_last_modified_time(sqs):
         ({"QueueArn": "arn:aws:sqs:us-east-1:000000000000:other"}, "InvalidAttributeName"),
         ({"FifoQueue": "true"}, "InvalidAttributeValue"),
         ({"RedrivePolicy": "{}"}, "InvalidParameterValue"),
-        ({"RedrivePolicy": '{"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:none", "maxReceiveCount": 2}'}, "InvalidParameterValue"),
-        ({"RedrivePolicy": '{"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dead", "maxReceiveCount": 0}'}, "InvalidParameterValue"),
+        ({"RedrivePolicy": redrive_policy("none", 2)}, "InvalidParameterValue"),
+        ({"RedrivePolicy": redrive_policy("dead", 0)}, "InvalidParameterValue"),
+        ({"RedrivePolicy": redrive_policy("jobs", 2)}, "InvalidParameterValue"),
     ],
 )
 def test_bad_attributes_are_refused_with_sqs_errors_and_change_nothing(sqs, attributes, code):
@@ -313,7 +322,7 @@ def test_get_queue_attributes_of_an_unknown_name_is_refused(sqs):
 
 def test_attributes_and_tags_survive_a_restart(sqs, harness):
     sqs.create("dead")
-    redrive = json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dead", "maxReceiveCount": 3})
+    redrive = redrive_policy("dead", 3)
     sqs.call(
         "CreateQueue",
         QueueName="jobs",
@@ -561,11 +570,15 @@ def test_batches_of_deletes_and_visibility_changes_report_each_entry(sqs):
     changed = sqs.call(
         "ChangeMessageVisibilityBatch",
         QueueUrl=url("jobs"),
-        Entries=[{"Id": "a", "ReceiptHandle": second["ReceiptHandle"], "VisibilityTimeout": 0}, {"Id": "b", "ReceiptHandle": "junk", "VisibilityTimeout": 0}],
+        Entries=[
+            {"Id": "a", "ReceiptHandle": second["ReceiptHandle"], "VisibilityTimeout": 0},
+            {"Id": "b", "ReceiptHandle": "junk", "VisibilityTimeout": 0},
+        ],
     )
     assert changed["Successful"] == [{"Id": "a"}]
     assert changed["Failed"][0]["Code"] == "ReceiptHandleIsInvalid"
-    deleted = sqs.call("DeleteMessageBatch", QueueUrl=url("jobs"), Entries=[{"Id": "a", "ReceiptHandle": first["ReceiptHandle"]}, {"Id": "b", "ReceiptHandle": "junk"}])
+    entries = [{"Id": "a", "ReceiptHandle": first["ReceiptHandle"]}, {"Id": "b", "ReceiptHandle": "junk"}]
+    deleted = sqs.call("DeleteMessageBatch", QueueUrl=url("jobs"), Entries=entries)
     assert deleted["Successful"] == [{"Id": "a"}]
     assert [entry["Id"] for entry in deleted["Failed"]] == ["b"]
     assert sqs.bodies("jobs") == ["two"]
@@ -573,22 +586,16 @@ def test_batches_of_deletes_and_visibility_changes_report_each_entry(sqs):
 
 def test_held_messages_come_back_after_a_restart_and_old_handles_are_stale(sqs, harness):
     sqs.create("jobs")
-    sqs.send("jobs", "one")
-    [message] = sqs.receive("jobs")
-    sqs = restarted(sqs, harness)
-    assert sqs.delete("jobs", message["ReceiptHandle"]) == {}
-    assert sqs.bodies("jobs") == ["one"]
-
-
-def test_a_handle_from_before_a_restart_does_not_take_a_new_read_of_the_same_numbers(sqs, harness):
-    sqs.create("jobs")
     sqs.send("jobs", "old")
     [old] = sqs.receive("jobs")
     sqs = restarted(sqs, harness)
+    assert sqs.delete("jobs", old["ReceiptHandle"]) == {}
+    assert sqs.collection.queue("jobs").items == 1
+    # Not even a new read of the same queue name, xid and delivery number answers to it.
     sqs.call("DeleteQueue", QueueUrl=url("jobs"))
     sqs.create("jobs")
     sqs.send("jobs", "new")
-    [new] = sqs.receive("jobs", VisibilityTimeout=5)
+    sqs.receive("jobs", VisibilityTimeout=5)
     sqs.delete("jobs", old["ReceiptHandle"])
     sqs.advance(5)
     assert sqs.bodies("jobs") == ["new"]
@@ -715,8 +722,7 @@ def test_a_cancelled_long_poll_gives_back_what_it_had_taken(harness):
 
 def test_a_message_received_max_receive_count_times_moves_to_the_dead_letter_queue(sqs):
     sqs.create("dead")
-    redrive = json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dead", "maxReceiveCount": "2"})
-    sqs.create("jobs", RedrivePolicy=redrive)
+    sqs.create("jobs", RedrivePolicy=json.dumps({"deadLetterTargetArn": queue_arn("dead"), "maxReceiveCount": "2"}))
     assert sqs.collection.queue_config("jobs").max_deliveries == 2
     sent = sqs.send("jobs", "poison")
     for _ in range(2):
@@ -730,7 +736,7 @@ def test_a_message_received_max_receive_count_times_moves_to_the_dead_letter_que
 
 def test_an_empty_redrive_policy_takes_the_dead_letter_queue_away(sqs):
     sqs.create("dead")
-    sqs.create("jobs", RedrivePolicy=json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dead", "maxReceiveCount": 2}))
+    sqs.create("jobs", RedrivePolicy=redrive_policy("dead", 2))
     sqs.set_attributes("jobs", RedrivePolicy="")
     assert "RedrivePolicy" not in sqs.attributes("jobs")
     assert sqs.collection.queue_config("jobs").dead_letter_queue is None
@@ -738,8 +744,8 @@ def test_an_empty_redrive_policy_takes_the_dead_letter_queue_away(sqs):
 
 def test_a_dead_letter_queue_must_be_of_the_same_type(sqs):
     sqs.create("dead")
-    redrive = json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dead", "maxReceiveCount": 2})
-    error = sqs.error("CreateQueue", QueueName="orders.fifo", Attributes={"FifoQueue": "true", "RedrivePolicy": redrive})
+    attributes = {"FifoQueue": "true", "RedrivePolicy": redrive_policy("dead", 2)}
+    error = sqs.error("CreateQueue", QueueName="orders.fifo", Attributes=attributes)
     assert error.code == "InvalidParameterValue"
 
 
