@@ -6,7 +6,8 @@ Decisions (doc/sqs.md):
 
 - Every call goes through one server-wide Session (`track_open_reads=False`, as Thrift's
   handler has): the server's status refuses writes or reads as for any client (SQS's
-  ServiceUnavailable), its stats and latencies count SQS calls, and on a queue that fsyncs
+  ServiceUnavailable), its stats and latencies count SQS calls (the API counts as one
+  connection), and on a queue that fsyncs
   every write (`sync_journal = 0`) SendMessage answers once its item is on disk, DeleteMessage
   once its confirm is (group commit).
 - One queue, every protocol: an SQS queue is an engine queue (kestrel.sqs.names spells a FIFO

@@ -17,7 +17,7 @@ from kestrel.envelope import unwrap
 from kestrel.journal.writer import JournalWriter
 from kestrel.sqs.digests import md5_of_body, md5_of_message_attributes
 from kestrel.sqs.sending import message_size
-from kestrel.test.sqs_service_support import BASE_URL, Grants, Sqs, url
+from kestrel.test.sqs_service_support import BASE_URL, Everything, Grants, Sqs, url
 from kestrel.test.support import RecordingRunner, ServerHarness, drain, fired, pending_calls
 from kestrel.test.test_memcache import Connection
 
@@ -776,3 +776,26 @@ def test_a_queue_made_by_memcache_takes_sqs_and_memcache_writes_in_order(sqs, ke
     client.send(b"set mixed 0 0 3\r\nold\r\n")
     sqs.send("mixed", "new")
     assert sqs.bodies("mixed") == ["old", "new"]
+
+
+def test_calls_as_the_wire_decodes_them_and_results_as_it_encodes_them(sqs):
+    from kestrel.sqs.wire import decode_request, encode_result
+
+    def through_the_wire(action: str, params: dict) -> dict:
+        headers = {"x-amz-target": f"AmazonSQS.{action}", "content-type": "application/x-amz-json-1.0"}
+        call = decode_request("POST", "/", b"", headers, json.dumps(params).encode())
+        result = sqs.service.handle(call, BASE_URL, Everything())
+        if not isinstance(result, dict):
+            sqs.kestrel.settle()
+            [result] = fired(result)
+        return json.loads(encode_result(call, result, "request-1")[2])
+
+    assert through_the_wire("CreateQueue", {"QueueName": "jobs", "Attributes": {"DelaySeconds": "0"}, "tags": {"a": "b"}}) == {
+        "QueueUrl": url("jobs")
+    }
+    blob = {"DataType": "Binary", "BinaryValue": base64.b64encode(b"\x00\x01").decode()}
+    through_the_wire("SendMessage", {"QueueUrl": url("jobs"), "MessageBody": "x", "MessageAttributes": {"blob": blob}})
+    received = through_the_wire("ReceiveMessage", {"QueueUrl": url("jobs"), "MessageAttributeNames": ["All"]})
+    [message] = received["Messages"]
+    assert message["MessageAttributes"] == {"blob": blob}
+    assert through_the_wire("ListQueueTags", {"QueueUrl": url("jobs")}) == {"Tags": {"a": "b"}}
