@@ -30,16 +30,6 @@ from kestrel.sqs.messages import Message, message_of
 from kestrel.sqs.receipts import HeldRead, HeldReads
 
 SCAN_FACTOR = 10
-# The message system attributes a receive can ask for (ReceiveMessage, AttributeNames).
-SYSTEM_ATTRIBUTES = (
-    "SentTimestamp",
-    "ApproximateReceiveCount",
-    "ApproximateFirstReceiveTimestamp",
-    "MessageGroupId",
-    "MessageDeduplicationId",
-    "SequenceNumber",
-    "AWSTraceHeader",
-)
 
 
 @dataclass(frozen=True)
