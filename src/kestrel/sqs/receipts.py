@@ -34,8 +34,7 @@ import secrets
 import struct
 from typing import Iterable
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-
+from kestrel.clock import Clock, Timer
 from kestrel.collection import QueueCollection
 from kestrel.queue import Item, PersistentQueue
 from kestrel.sqs.errors import SqsError, sqs_error
@@ -77,12 +76,12 @@ class HeldRead:
         self.hold = hold
         self.group = group if holds.groups is not None else None
         self.nonce = 0
-        self.timer: IDelayedCall | None = None
+        self.timer: Timer | None = None
         self.received_at = 0.0
 
 
 class HeldReads:
-    def __init__(self, collection: QueueCollection, clock: IReactorTime):
+    def __init__(self, collection: QueueCollection, clock: Clock):
         self._collection = collection
         self._clock = clock
         self._queues: dict[str, QueueHolds] = {}
@@ -172,8 +171,9 @@ class HeldReads:
                 f"Value {timeout} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout "
                 f"for the message is beyond the limit [{MAX_VISIBILITY} seconds]",
             )
-        assert read.timer is not None
-        read.timer.reset(timeout)
+        if read.timer is not None:
+            read.timer.cancel()
+        read.timer = self._clock.callLater(timeout, self._time_up, read)
 
     def give_back(self, reads: Iterable[HeldRead]) -> None:
         """Put messages handed out back in their queue now (the receive that took them was cancelled)."""

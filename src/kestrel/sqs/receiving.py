@@ -20,26 +20,16 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from kestrel.queue import Item, PersistentQueue
+from kestrel.clock import Clock
+from kestrel.queue import Item
 from kestrel.session import Session, Unavailable
 from kestrel.sqs.digests import md5_of_body, md5_of_message_attributes
 from kestrel.sqs.messages import Message, message_of
 from kestrel.sqs.receipts import HeldRead, HeldReads
 
 SCAN_FACTOR = 10
-# The message system attributes a receive can ask for (ReceiveMessage, AttributeNames).
-SYSTEM_ATTRIBUTES = (
-    "SentTimestamp",
-    "ApproximateReceiveCount",
-    "ApproximateFirstReceiveTimestamp",
-    "MessageGroupId",
-    "MessageDeduplicationId",
-    "SequenceNumber",
-    "AWSTraceHeader",
-)
 
 
 @dataclass(frozen=True)
@@ -58,7 +48,7 @@ class ReceiveRequest:
 class Receive:
     """Collects one receive's messages; `run` gives its result now or a Deferred of it."""
 
-    def __init__(self, request: ReceiveRequest, session: Session, held: HeldReads, clock: IReactorTime):
+    def __init__(self, request: ReceiveRequest, session: Session, held: HeldReads, clock: Clock):
         self.request = request
         self.session = session
         self.held = held

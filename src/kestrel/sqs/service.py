@@ -6,7 +6,8 @@ Decisions (doc/sqs.md):
 
 - Every call goes through one server-wide Session (`track_open_reads=False`, as Thrift's
   handler has): the server's status refuses writes or reads as for any client (SQS's
-  ServiceUnavailable), its stats and latencies count SQS calls, and on a queue that fsyncs
+  ServiceUnavailable), its stats and latencies count SQS calls (the API counts as one
+  connection), and on a queue that fsyncs
   every write (`sync_journal = 0`) SendMessage answers once its item is on disk, DeleteMessage
   once its confirm is (group commit).
 - One queue, every protocol: an SQS queue is an engine queue (kestrel.sqs.names spells a FIFO
@@ -42,6 +43,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from kestrel.clock import Clock
 from kestrel.collection import InvalidQueueName
 from kestrel.config import ConfigError
 from kestrel.queue import PersistentQueue, QueueUnavailable
@@ -91,7 +93,8 @@ class SqsService:
     def __init__(self, server: ServerContext, clock: IReactorTime, account: str = "000000000000", region: str = "us-east-1"):
         self.server = server
         self.collection = server.collection
-        self.clock = clock
+        # Typed as kestrel.clock's Protocol, which mypy can check calls against (Zope's interfaces have no `self`).
+        self.clock: Clock = clock
         self.account = account
         self.region = region
         self.session = Session(server, track_open_reads=False)

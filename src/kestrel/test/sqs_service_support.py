@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred
 
-from kestrel.sqs.errors import SqsError
+from kestrel.sqs.errors import SqsError, sqs_error
 from kestrel.sqs.service import SqsService
 from kestrel.sqs.wire import SqsCall
 from kestrel.test.support import ServerHarness, fired
@@ -38,8 +38,6 @@ class Grants:
 
     def __call__(self, kind: str, queue_name: str) -> None:
         if kind not in self.grants.get(queue_name, set()):
-            from kestrel.sqs.errors import sqs_error
-
             raise sqs_error("AccessDenied", f"Access to the resource {url(queue_name)} is denied.")
 
     def visible(self, queue_name: str) -> bool:

@@ -17,7 +17,7 @@ from kestrel.envelope import unwrap
 from kestrel.journal.writer import JournalWriter
 from kestrel.sqs.digests import md5_of_body, md5_of_message_attributes
 from kestrel.sqs.sending import message_size
-from kestrel.test.sqs_service_support import BASE_URL, Grants, Sqs, url
+from kestrel.test.sqs_service_support import BASE_URL, Everything, Grants, Sqs, url
 from kestrel.test.support import RecordingRunner, ServerHarness, drain, fired, pending_calls
 from kestrel.test.test_memcache import Connection
 
@@ -30,6 +30,14 @@ def kestrel(harness) -> ServerHarness:
 @pytest.fixture
 def sqs(kestrel) -> Sqs:
     return Sqs(kestrel)
+
+
+def queue_arn(name: str) -> str:
+    return f"arn:aws:sqs:us-east-1:000000000000:{name}"
+
+
+def redrive_policy(target: str, count: int) -> str:
+    return json.dumps({"deadLetterTargetArn": queue_arn(target), "maxReceiveCount": count})
 
 
 def restarted(sqs: Sqs, harness) -> Sqs:
@@ -286,8 +294,9 @@ def test_set_queue_attributes_changes_them_and_the_last_modified_time(sqs):
         ({"QueueArn": "arn:aws:sqs:us-east-1:000000000000:other"}, "InvalidAttributeName"),
         ({"FifoQueue": "true"}, "InvalidAttributeValue"),
         ({"RedrivePolicy": "{}"}, "InvalidParameterValue"),
-        ({"RedrivePolicy": '{"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:none", "maxReceiveCount": 2}'}, "InvalidParameterValue"),
-        ({"RedrivePolicy": '{"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dead", "maxReceiveCount": 0}'}, "InvalidParameterValue"),
+        ({"RedrivePolicy": redrive_policy("none", 2)}, "InvalidParameterValue"),
+        ({"RedrivePolicy": redrive_policy("dead", 0)}, "InvalidParameterValue"),
+        ({"RedrivePolicy": redrive_policy("jobs", 2)}, "InvalidParameterValue"),
     ],
 )
 def test_bad_attributes_are_refused_with_sqs_errors_and_change_nothing(sqs, attributes, code):
@@ -313,7 +322,7 @@ def test_get_queue_attributes_of_an_unknown_name_is_refused(sqs):
 
 def test_attributes_and_tags_survive_a_restart(sqs, harness):
     sqs.create("dead")
-    redrive = json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dead", "maxReceiveCount": 3})
+    redrive = redrive_policy("dead", 3)
     sqs.call(
         "CreateQueue",
         QueueName="jobs",
@@ -443,7 +452,7 @@ def test_a_batch_longer_than_the_limit_is_refused_whole(sqs):
     assert sqs.collection.queue("jobs").items == 0
 
 
-def test_a_send_to_a_queue_that_fsyncs_every_write_answers_once_it_is_on_disk(harness):
+def test_sends_and_deletes_on_a_queue_that_fsyncs_every_write_answer_once_on_disk(harness):
     runner = RecordingRunner()
     writer = JournalWriter(harness.clock, runner=runner)
     writer.startService()
@@ -458,6 +467,15 @@ def test_a_send_to_a_queue_that_fsyncs_every_write_answers_once_it_is_on_disk(ha
     runner.run_all()
     [answer] = sent
     assert answer["MD5OfMessageBody"] == md5_of_body("x")
+    received = fired(sqs.handle("ReceiveMessage", QueueUrl=url("jobs")))
+    writer.flush()
+    runner.run_all()
+    [message] = received[0]["Messages"]
+    deleted = fired(sqs.handle("DeleteMessage", QueueUrl=url("jobs"), ReceiptHandle=message["ReceiptHandle"]))
+    writer.flush()
+    assert deleted == []
+    runner.run_all()
+    assert deleted == [{}]
 
 
 # Receipt handles and visibility
@@ -552,11 +570,15 @@ def test_batches_of_deletes_and_visibility_changes_report_each_entry(sqs):
     changed = sqs.call(
         "ChangeMessageVisibilityBatch",
         QueueUrl=url("jobs"),
-        Entries=[{"Id": "a", "ReceiptHandle": second["ReceiptHandle"], "VisibilityTimeout": 0}, {"Id": "b", "ReceiptHandle": "junk", "VisibilityTimeout": 0}],
+        Entries=[
+            {"Id": "a", "ReceiptHandle": second["ReceiptHandle"], "VisibilityTimeout": 0},
+            {"Id": "b", "ReceiptHandle": "junk", "VisibilityTimeout": 0},
+        ],
     )
     assert changed["Successful"] == [{"Id": "a"}]
     assert changed["Failed"][0]["Code"] == "ReceiptHandleIsInvalid"
-    deleted = sqs.call("DeleteMessageBatch", QueueUrl=url("jobs"), Entries=[{"Id": "a", "ReceiptHandle": first["ReceiptHandle"]}, {"Id": "b", "ReceiptHandle": "junk"}])
+    entries = [{"Id": "a", "ReceiptHandle": first["ReceiptHandle"]}, {"Id": "b", "ReceiptHandle": "junk"}]
+    deleted = sqs.call("DeleteMessageBatch", QueueUrl=url("jobs"), Entries=entries)
     assert deleted["Successful"] == [{"Id": "a"}]
     assert [entry["Id"] for entry in deleted["Failed"]] == ["b"]
     assert sqs.bodies("jobs") == ["two"]
@@ -564,11 +586,19 @@ def test_batches_of_deletes_and_visibility_changes_report_each_entry(sqs):
 
 def test_held_messages_come_back_after_a_restart_and_old_handles_are_stale(sqs, harness):
     sqs.create("jobs")
-    sqs.send("jobs", "one")
-    [message] = sqs.receive("jobs")
+    sqs.send("jobs", "old")
+    [old] = sqs.receive("jobs")
     sqs = restarted(sqs, harness)
-    assert sqs.delete("jobs", message["ReceiptHandle"]) == {}
-    assert sqs.bodies("jobs") == ["one"]
+    assert sqs.delete("jobs", old["ReceiptHandle"]) == {}
+    assert sqs.collection.queue("jobs").items == 1
+    # Not even a new read of the same queue name, xid and delivery number answers to it.
+    sqs.call("DeleteQueue", QueueUrl=url("jobs"))
+    sqs.create("jobs")
+    sqs.send("jobs", "new")
+    sqs.receive("jobs", VisibilityTimeout=5)
+    sqs.delete("jobs", old["ReceiptHandle"])
+    sqs.advance(5)
+    assert sqs.bodies("jobs") == ["new"]
 
 
 def test_stop_gives_every_held_message_back_and_stops_the_timers(sqs):
@@ -692,8 +722,7 @@ def test_a_cancelled_long_poll_gives_back_what_it_had_taken(harness):
 
 def test_a_message_received_max_receive_count_times_moves_to_the_dead_letter_queue(sqs):
     sqs.create("dead")
-    redrive = json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dead", "maxReceiveCount": "2"})
-    sqs.create("jobs", RedrivePolicy=redrive)
+    sqs.create("jobs", RedrivePolicy=json.dumps({"deadLetterTargetArn": queue_arn("dead"), "maxReceiveCount": "2"}))
     assert sqs.collection.queue_config("jobs").max_deliveries == 2
     sent = sqs.send("jobs", "poison")
     for _ in range(2):
@@ -707,7 +736,7 @@ def test_a_message_received_max_receive_count_times_moves_to_the_dead_letter_que
 
 def test_an_empty_redrive_policy_takes_the_dead_letter_queue_away(sqs):
     sqs.create("dead")
-    sqs.create("jobs", RedrivePolicy=json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dead", "maxReceiveCount": 2}))
+    sqs.create("jobs", RedrivePolicy=redrive_policy("dead", 2))
     sqs.set_attributes("jobs", RedrivePolicy="")
     assert "RedrivePolicy" not in sqs.attributes("jobs")
     assert sqs.collection.queue_config("jobs").dead_letter_queue is None
@@ -715,8 +744,8 @@ def test_an_empty_redrive_policy_takes_the_dead_letter_queue_away(sqs):
 
 def test_a_dead_letter_queue_must_be_of_the_same_type(sqs):
     sqs.create("dead")
-    redrive = json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dead", "maxReceiveCount": 2})
-    error = sqs.error("CreateQueue", QueueName="orders.fifo", Attributes={"FifoQueue": "true", "RedrivePolicy": redrive})
+    attributes = {"FifoQueue": "true", "RedrivePolicy": redrive_policy("dead", 2)}
+    error = sqs.error("CreateQueue", QueueName="orders.fifo", Attributes=attributes)
     assert error.code == "InvalidParameterValue"
 
 
@@ -747,3 +776,26 @@ def test_a_queue_made_by_memcache_takes_sqs_and_memcache_writes_in_order(sqs, ke
     client.send(b"set mixed 0 0 3\r\nold\r\n")
     sqs.send("mixed", "new")
     assert sqs.bodies("mixed") == ["old", "new"]
+
+
+def test_calls_as_the_wire_decodes_them_and_results_as_it_encodes_them(sqs):
+    from kestrel.sqs.wire import decode_request, encode_result
+
+    def through_the_wire(action: str, params: dict) -> dict:
+        headers = {"x-amz-target": f"AmazonSQS.{action}", "content-type": "application/x-amz-json-1.0"}
+        call = decode_request("POST", "/", b"", headers, json.dumps(params).encode())
+        result = sqs.service.handle(call, BASE_URL, Everything())
+        if not isinstance(result, dict):
+            sqs.kestrel.settle()
+            [result] = fired(result)
+        return json.loads(encode_result(call, result, "request-1")[2])
+
+    assert through_the_wire("CreateQueue", {"QueueName": "jobs", "Attributes": {"DelaySeconds": "0"}, "tags": {"a": "b"}}) == {
+        "QueueUrl": url("jobs")
+    }
+    blob = {"DataType": "Binary", "BinaryValue": base64.b64encode(b"\x00\x01").decode()}
+    through_the_wire("SendMessage", {"QueueUrl": url("jobs"), "MessageBody": "x", "MessageAttributes": {"blob": blob}})
+    received = through_the_wire("ReceiveMessage", {"QueueUrl": url("jobs"), "MessageAttributeNames": ["All"]})
+    [message] = received["Messages"]
+    assert message["MessageAttributes"] == {"blob": blob}
+    assert through_the_wire("ListQueueTags", {"QueueUrl": url("jobs")}) == {"Tags": {"a": "b"}}
