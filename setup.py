@@ -18,9 +18,10 @@ import sysconfig
 from setuptools import setup
 
 # The modules of a memcache request's cycle: parse, session, collection, queue, journal
-# append and record encoding, latency histograms, the reply write.
+# append and record encoding, latency histograms, the reply write (and its envelope check).
 COMPILED = [
     "src/kestrel/protocols/memcache.py",
+    "src/kestrel/envelope.py",
     "src/kestrel/protocols/connection.py",
     "src/kestrel/protocols/sending.py",
     "src/kestrel/session.py",

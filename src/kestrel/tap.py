@@ -3,8 +3,9 @@
 
 The tree starts in order and stops in reverse: the journal writer first (and last, so
 that it drains everything the queues wrote), then the queue collection (which replays
-every journal before anyone can connect), then the listeners, then the ZooKeeper server-set
-membership, which a clean shutdown leaves before the listeners close.
+every journal before anyone can connect), then the SQS API's service (which gives back the
+messages its receives hold before the queues close), then the listeners, then the ZooKeeper
+server-set membership, which a clean shutdown leaves before the listeners close.
 
 A config that cannot be used stops the start with one line on stderr, naming the file, the
 table and the key, and exit status 1: a bad value when the options are parsed, a listener that
@@ -16,7 +17,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import succeed
 from twisted.logger import Logger
@@ -35,6 +36,10 @@ from kestrel.protocols.text import TextFactory
 from kestrel.protocols.thrift.protocol import ThriftFactory
 from kestrel.server import ServerContext
 from kestrel.serverset import AdvertiseError, ServerSetService, advertised_endpoints, machine_address
+from kestrel.sqs.apps import Applications
+from kestrel.sqs.resource import SqsResource
+from kestrel.sqs.service import SqsService
+from kestrel.sqs.site import sqs_site
 
 
 class StartFailed(SystemExit, Exception):
@@ -90,9 +95,14 @@ class KestrelService(MultiService):
         self.server = ServerContext(config, self.collection, reactor, shutdown=self._stop_reactor)
         self.listeners: list[ListenerService] = []
         self._listen_options: dict[ListenerService, str] = {}
+        # Before the listeners: it starts after the collection and stops before it.
+        self.sqs = self._sqs_service(config)
         self._listen("memcache_listen", config.memcache_listen, MemcacheFactory(self.server))
         self._listen("text_listen", config.text_listen, TextFactory(self.server))
         self._listen("thrift_listen", config.thrift_listen, ThriftFactory(self.server))
+        if self.sqs is not None:
+            resource = SqsResource(self.sqs, Applications(config.apps), reactor, self.sqs.account, config.sqs_cors_origins)
+            self._listen("sqs_listen", config.sqs_listen, sqs_site(resource, reactor, config.client_timeout))
         self.server.listeners = self.listener_addresses
         self.writer.batch_observer = self.server.latencies.fsync_delay.observe
         self._listen("admin_listen", loopback_unless_named(config.admin_listen), admin_site(self.server))
@@ -110,6 +120,20 @@ class KestrelService(MultiService):
             listener.setServiceParent(self)
             self.listeners.append(listener)
             self._listen_options[listener] = option
+
+    def _sqs_service(self, config: ServerConfig) -> SqsService | None:
+        """The SQS API's service, started and stopped as a child of this one; None while sqs_listen is off."""
+        if not config.sqs_listen:
+            return None
+        if not config.apps:
+            # The config allows this on loopback only (config.py, _check_open_mode).
+            self.log.warn(
+                "the SQS API on {endpoint} has no [apps.NAME] table: it accepts any signature, from this machine only",
+                endpoint=config.sqs_listen,
+            )
+        service = SqsService(self.server, self._reactor)
+        _StartStop(service).setServiceParent(self)
+        return service
 
     def _listen_manhole(self, config: ServerConfig) -> None:
         if not config.manhole_listen:
@@ -195,6 +219,21 @@ class KestrelService(MultiService):
     def _stop_reactor(self) -> None:
         if self._reactor.running:
             self._reactor.stop()
+
+
+class _StartStop(Service):
+    """An object's start() and stop() run as a service of the tree, in its place in the order."""
+
+    def __init__(self, target: SqsService):
+        self.target = target
+
+    def startService(self) -> None:
+        super().startService()
+        self.target.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.target.stop()
 
 
 def makeService(options: Options) -> KestrelService:

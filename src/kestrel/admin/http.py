@@ -28,13 +28,12 @@ from importlib.resources import files
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from twisted.logger import Logger
-from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from kestrel.admin.metrics import LATENCIES, metrics_registry
 from kestrel.config import ConfigError
-from kestrel.protocols.sending import no_delay
+from kestrel.protocols.http_channel import PacedChannel
 from kestrel.server import ServerContext
 from kestrel.status import Status, StatusError, StatusNotConfigured
 
@@ -262,35 +261,9 @@ class AdminResource(Resource):
         return json_body(request, {"status": reported.display})
 
 
-class AdminChannel(HTTPChannel):
-    """
-    An HTTP connection that answers no further pipelined request while its responses are not
-    being read. Twisted's channel stops reading only between requests, and answers every
-    request it has already read: a client that pipelines `GET /stats` and reads nothing makes
-    it buffer responses without end. Here, once the transport holds more than it buffers,
-    reading stops and the requests already read wait (`paused` stops LineReceiver's parsing)
-    until the responses have gone out.
-    """
-
-    def connectionMade(self) -> None:
-        no_delay(self.transport)
-        super().connectionMade()
-
-    def pauseProducing(self) -> None:
-        self.paused = True
-        super().pauseProducing()
-        self.transport.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-        super().resumeProducing()
-        # Parse the requests that waited in the buffer.
-        self.dataReceived(b"")
-
-
 class AdminSite(Site):
     noisy = False
-    protocol = AdminChannel
+    protocol = PacedChannel
 
     def log(self, request: Request) -> None:
         # Control requests and refusals only: a line per scrape would drown the log.

@@ -100,6 +100,10 @@ class KestrelProcess:
     def manhole_port(self) -> int:
         return self.ports["manhole"]
 
+    @property
+    def sqs_port(self) -> int:
+        return self.ports["sqs"]
+
     def start(self) -> "KestrelProcess":
         self.ports = {}
         # A new event each time: the log reader of an earlier process may still be finishing.

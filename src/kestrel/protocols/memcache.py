@@ -18,6 +18,7 @@ from twisted.logger import Logger
 
 from kestrel.collection import InvalidQueueName
 from kestrel.config import ConfigError
+from kestrel.envelope import MAGIC, body_of
 from kestrel.journal import records
 from kestrel.protocols.connection import SessionConnection, SessionFactory
 from kestrel.queue import Item, QueueUnavailable
@@ -110,11 +111,6 @@ def parse_int(token: bytes, what: str, close: bool = False) -> int:
         return int(token)
     except ValueError:
         raise ClientError(f"bad {what}: {token.decode('latin-1')!r}", close=close) from None
-
-
-def value_header(key: bytes, data: bytes) -> bytes:
-    """The line before an item's data in a reply: the data, then VALUE_TAIL, follow it."""
-    return b"VALUE %s 0 %d\r\n" % (key, len(data))
 
 
 class MemcacheProtocol(SessionConnection, Protocol):
@@ -310,8 +306,14 @@ class MemcacheProtocol(SessionConnection, Protocol):
         if item is None:
             self._reply(END)
         else:
-            # Three arguments, not *a list: compiled, a starred call is a generic one.
-            self._reply(value_header(key, item.data), item.data, VALUE_TAIL)
+            self._reply_value(key, item.data)
+
+    def _reply_value(self, key: bytes, data: bytes) -> None:
+        """A get's reply for an item's `data`: an envelope's body (an SQS message's), else the data."""
+        if data.startswith(MAGIC):
+            data = body_of(data)
+        # Three arguments, not *a list: compiled, a starred call is a generic one.
+        self._reply(b"VALUE %s 0 %d\r\n" % (key, len(data)), data, VALUE_TAIL)
 
     def _monitor(self, tokens: list[bytes]) -> None:
         if len(tokens) < 3:
@@ -320,7 +322,7 @@ class MemcacheProtocol(SessionConnection, Protocol):
         timeout = parse_int(tokens[2], "timeout")
         max_items = parse_int(tokens[3], "max_items") if len(tokens) > 3 and tokens[3] else None
         key = tokens[1]
-        stream = self.session.monitor(name, timeout, max_items, lambda item: self._reply(value_header(key, item.data), item.data, VALUE_TAIL))  # type: ignore[union-attr]
+        stream = self.session.monitor(name, timeout, max_items, lambda item: self._reply_value(key, item.data))  # type: ignore[union-attr]
         self._wait_for(stream, lambda _: self._reply(END))
 
     def _confirm(self, tokens: list[bytes]) -> None:

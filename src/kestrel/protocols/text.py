@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 
 from kestrel.collection import InvalidQueueName
 from kestrel.config import validate_queue_name
+from kestrel.envelope import body_of
 from kestrel.journal import records
 from kestrel.protocols.connection import SessionConnection, SessionFactory
 from kestrel.queue import Item, QueueUnavailable
@@ -189,7 +190,7 @@ class TextProtocol(SessionConnection, Protocol):
         return self.server.clock.seconds() + timeout / 1000 if timeout > 0 else None
 
     def _reply_item(self, item: Item | None) -> None:
-        self._reply(NO_ITEM if item is None else item_reply(item.data))
+        self._reply(NO_ITEM if item is None else item_reply(body_of(item.data)))
 
     def _get(self, args: list[bytes]) -> None:
         self._read(args, peek=False)

@@ -100,3 +100,8 @@ def json_type(error: SqsError) -> str:
     """The JSON protocol's `__type` for an error; a code outside the catalog keeps its last part."""
     kind = CATALOG.get(error.code)
     return kind.json_type if kind else _SQS + error.code.rsplit(".", 1)[-1]
+
+
+def batch_entry_error(entry_id: str, error: SqsError) -> dict[str, object]:
+    """How a batch reports the failure of one entry (`BatchResultErrorEntry`)."""
+    return {"Id": entry_id, "SenderFault": error.sender, "Code": error.code, "Message": error.message}

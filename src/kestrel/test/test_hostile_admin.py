@@ -73,7 +73,7 @@ def responses(output: bytes) -> list[Response]:
         status, *lines = head.split(b"\r\n")
         match = STATUS_LINE.fullmatch(status)
         assert match, status
-        headers = dict(line.lower().split(b": ", 1) for line in lines)
+        headers = {name.lower(): value for name, value in (line.split(b": ", 1) for line in lines)}
         length = int(headers.get(b"content-length", b"0"))
         if output.startswith(b"HTTP/1.") or not output:
             length = 0

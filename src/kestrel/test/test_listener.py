@@ -83,7 +83,7 @@ def every_listener(tmp_path) -> ServerConfig:
     return ServerConfig(
         queue_path=str(tmp_path / "spool"), config_path="/etc/kestrel.conf",
         memcache_listen="tcp:1001", text_listen="tcp:1002", thrift_listen="tcp:1003", admin_listen="tcp:1004",
-        manhole_listen="tcp:1005", manhole_authorized_keys=str(keys),
+        manhole_listen="tcp:1005", manhole_authorized_keys=str(keys), sqs_listen="tcp:1006",
     )
 
 
@@ -94,6 +94,7 @@ def every_listener(tmp_path) -> ServerConfig:
         (1003, "[server] thrift_listen", "0.0.0.0"),
         (1004, "[server] admin_listen", "127.0.0.1"),
         (1005, "[manhole] listen", "127.0.0.1"),
+        (1006, "[server] sqs_listen", "0.0.0.0"),
     ],
 )
 def test_a_port_that_is_taken_stops_the_start_with_one_line(tmp_path, capfd, port, key, host):
@@ -105,7 +106,7 @@ def test_a_port_that_is_taken_stops_the_start_with_one_line(tmp_path, capfd, por
     # twistd removes its pid file for an Exception; a SystemExit of 1 ends the process quietly.
     assert isinstance(caught.value, Exception) and caught.value.code == 1
     assert capfd.readouterr().err == line + "\n"
-    assert [listener.address for listener in service.listeners] == [None] * 5
+    assert [listener.address for listener in service.listeners] == [None] * 6
     assert not service.running
     assert not os.path.exists(tmp_path / "spool")
 
@@ -125,7 +126,7 @@ def test_accepted_connections_of_every_listener_turn_nagle_off(tmp_path, capture
     listen = "tcp:0:interface=127.0.0.1"
     config = ServerConfig(
         queue_path=str(tmp_path / "spool"), memcache_listen=listen, text_listen=listen, thrift_listen=listen,
-        admin_listen=listen, manhole_listen=listen,
+        admin_listen=listen, manhole_listen=listen, sqs_listen=listen,
         manhole_authorized_keys=authorized_keys_file(str(tmp_path), new_key()),
     )
     service = KestrelService(config, reactor)
@@ -135,7 +136,7 @@ def test_accepted_connections_of_every_listener_turn_nagle_off(tmp_path, capture
     clients = []
     try:
         ports = {listener.protocol: int(listener.address.rsplit(":", 1)[1]) for listener in service.listeners}
-        assert sorted(ports) == ["admin", "manhole", "memcache", "text", "thrift"]
+        assert sorted(ports) == ["admin", "manhole", "memcache", "sqs", "text", "thrift"]
         client_factory = Factory.forProtocol(Protocol)
         client_factory.noisy = False  # so that every "Starting factory" line would be the server's
         for port in ports.values():

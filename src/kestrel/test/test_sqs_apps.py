@@ -154,11 +154,13 @@ def test_open_mode_is_refused_elsewhere(endpoint):
 
 def test_open_mode_on_tls_follows_its_interface(tmp_path):
     pytest.importorskip("OpenSSL", reason="ssl: endpoints need pyOpenSSL (Twisted[tls])")
+    from OpenSSL.crypto import FILETYPE_PEM
     from twisted.internet.ssl import KeyPair
 
     key = KeyPair.generate(size=2048)
     certificate = key.selfSignedCert(1, CN="localhost")
     pem = tmp_path / "server.pem"
-    pem.write_bytes(key.dump() + certificate.dump())
+    # Both in PEM, as the endpoint reads them (dump's default is DER).
+    pem.write_bytes(key.dump(FILETYPE_PEM) + certificate.dump(FILETYPE_PEM))
     assert open_mode_allowed(f"ssl:9324:privateKey={pem}:interface=127.0.0.1")
     assert not open_mode_allowed(f"ssl:9324:privateKey={pem}")

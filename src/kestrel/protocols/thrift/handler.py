@@ -10,6 +10,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from kestrel.envelope import body_of
 from kestrel.protocols.thrift.codec import QueueInfo, ThriftItem, ThriftStatus
 from kestrel.protocols.thrift.handles import TransactionHandles
 from kestrel.queue import Item, PersistentQueue
@@ -98,7 +99,7 @@ class ThriftHandler:
         queue = self.collection.queue(name, create=False)
         stats = dict(queue.stats()) if queue is not None else {}
         return QueueInfo(
-            head_item=None if head is None else head.data,
+            head_item=None if head is None else body_of(head.data),
             items=stats.get("items", 0),
             bytes=stats.get("bytes", 0),
             journal_bytes=stats.get("logsize", 0),
@@ -221,9 +222,9 @@ class ThriftGet:
 
     def _items(self) -> list:
         if not self.auto_abort:
-            return [ThriftItem(data=item.data, id=0) for item, _ in self.taken]
+            return [ThriftItem(data=body_of(item.data), id=0) for item, _ in self.taken]
         handler = self.handler
         return [
-            ThriftItem(data=item.data, id=handler.handles.open(handler.session, self.name, queue, item.xid, self.auto_abort))
+            ThriftItem(data=body_of(item.data), id=handler.handles.open(handler.session, self.name, queue, item.xid, self.auto_abort))
             for item, queue in self.taken
         ]

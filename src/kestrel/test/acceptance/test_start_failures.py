@@ -47,6 +47,7 @@ def taken_port():
     [
         ("[server] memcache_listen", 'memcache_listen = "{description}"', ""),
         ("[server] admin_listen", 'admin_listen = "{description}"', ""),
+        ("[server] sqs_listen", 'sqs_listen = "{description}"', ""),
         ("[manhole] listen", "", MANHOLE),
     ],
 )
@@ -69,6 +70,13 @@ def test_a_port_that_is_taken_stops_the_start(tmp_path, taken_port, key, server,
 def test_a_bad_endpoint_stops_the_start(tmp_path, key, server, queues):
     result = start(tmp_path, server, queues)
     assert_stopped_with_one_line(result, key, "expected an endpoint")
+
+
+def test_an_sqs_api_without_apps_on_every_interface_does_not_start(tmp_path, taken_port):
+    # Refused before binding anything: the port being taken is never found out.
+    result = start(tmp_path, f'sqs_listen = "tcp:{taken_port}"')
+    line = assert_stopped_with_one_line(result, "[server] sqs_listen", "accepts any signature")
+    assert "add applications or listen on loopback" in line
 
 
 def test_a_server_set_member_on_loopback_without_advertise_host_does_not_start(tmp_path):
