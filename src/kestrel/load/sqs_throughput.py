@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import parse_qs
 
 from kestrel.load.pinned import LOAD_CORE, SERVER_CORE, ListeningProcess, PinnedServer, fresh_directory, free_port
 from kestrel.load.process import KestrelProcess, write_config
@@ -75,7 +76,7 @@ class ElasticMQ(ListeningProcess):
         super().__init__(["java", *JAVA_OPENS, *properties, "-jar", str(jar)], log, "ElasticMQ")
 
 
-def boto3_client(port: int, wire: str) -> Any:
+def boto3_client(port: int, wire: str, to_queue_url: bool = False) -> Any:
     import botocore.session
     from botocore.config import Config
 
@@ -89,7 +90,20 @@ def boto3_client(port: int, wire: str) -> Any:
     )
     if client.meta.service_model.protocol != wire:
         raise SystemExit(f"botocore speaks {client.meta.service_model.protocol}, not {wire}")
+    if to_queue_url:
+        client.meta.events.register("before-sign.sqs", post_to_queue_url)
     return client
+
+
+def post_to_queue_url(request: Any, **_: Any) -> None:
+    """
+    Send a call that names a queue to the queue's URL, as the query-era SDKs did: ElasticMQ
+    0.7.1 answers 404 to one posted to `/` with a `QueueUrl` parameter, as today's SDKs send it.
+    """
+    body = request.body or b""
+    queue_url = parse_qs(body.decode() if isinstance(body, bytes) else body).get("QueueUrl")
+    if queue_url:
+        request.url = queue_url[0]
 
 
 def timed(work: Callable[[], None], messages: int, server: PinnedServer) -> dict[str, float]:
@@ -163,7 +177,7 @@ def runs(options: argparse.Namespace) -> list[dict]:
                 if wire == "memcache":
                     figures = memcache_loop(server.memcache_port, options.messages, server)  # type: ignore[attr-defined]
                 else:
-                    figures = sqs_loop(boto3_client(server.port, wire), options.messages, server)
+                    figures = sqs_loop(boto3_client(server.port, wire, to_queue_url=server_name == "elasticmq"), options.messages, server)
             results.append({"kind": kind, "repeat": repeat, "figures": figures})
             print(f"repeat {repeat + 1}/{options.repeats} {kind}: {figures}", file=sys.stderr, flush=True)
     return results
