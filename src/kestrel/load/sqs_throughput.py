@@ -147,7 +147,7 @@ def memcache_loop(port: int, messages: int, server: PinnedServer) -> dict[str, d
 
     def send() -> None:
         for _ in range(messages):
-            client.set(QUEUE, body)
+            client.set(QUEUE, body, noreply=False)  # each set waits for its STORED, as each SendMessage does
 
     def receive_and_delete() -> None:
         # Each read confirms the one before (Kestrel's /close/open); the last is confirmed alone.
