@@ -12,6 +12,7 @@ A queue may also be given settings at run time, laid over the config file's, and
 
 from __future__ import annotations
 
+import heapq
 import os
 import time
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -145,6 +146,16 @@ class QueueCollection(Service):
 
     def aliases(self) -> dict[str, tuple[str, ...]]:
         return dict(self.config.aliases)
+
+    def names_starting_with(self, prefix: str) -> set[str]:
+        """The queues and aliases whose names start with `prefix`: one pass, nothing sorted."""
+        return {name for name in self._queues if name.startswith(prefix)} | {
+            name for name in self.config.aliases if name.startswith(prefix)
+        }
+
+    def deepest(self, count: int) -> list[PersistentQueue]:
+        """The `count` queues with the most items, deepest first (then by name): one pass and a heap."""
+        return heapq.nsmallest(count, self._queues.values(), key=_depth_order)
 
     def queue(self, name: str, create: bool = True) -> PersistentQueue | None:
         """The queue called `name`, created (and replayed from disk) on first use if `create`."""
@@ -444,3 +455,7 @@ class QueueCollection(Service):
                     stats.append(("children", ",".join(self._children[name])))
                 report.append((name, stats))
         return report
+
+
+def _depth_order(queue: PersistentQueue) -> tuple[int, str]:
+    return -queue.items, queue.name

@@ -166,6 +166,12 @@ class ServerConfig:
     max_value_size: int = 64 * 1024**2
     max_output_buffer: int = 1024**2
     memcache_flush_all_reply: str = "kestrel"
+    # Listings of every queue (stats, dump_stats, /stats.json, /metrics) stay bounded with a
+    # million queues: above stats_queue_limit a listing gives totals, and /metrics labels only
+    # the deepest metrics_top_queues and those under metrics_queue_prefixes.
+    stats_queue_limit: int = 1000
+    metrics_top_queues: int = 100
+    metrics_queue_prefixes: tuple[str, ...] = ()
     manhole_listen: str = ""
     manhole_authorized_keys: str | None = None
     # ZooKeeper server sets (doc/fleet.md): off while no hosts are named.
@@ -365,6 +371,9 @@ def server_option_parsers(base_dir: str) -> dict[str, Parser]:
         "max_value_size": parse_size,
         "max_output_buffer": parse_size,
         "memcache_flush_all_reply": _flush_all_reply,
+        "stats_queue_limit": _count,
+        "metrics_top_queues": _count,
+        "metrics_queue_prefixes": _queue_prefixes,
         "sqs_listen": _endpoint,
         "sqs_cors_origins": _cors_origins,
     }
@@ -424,6 +433,13 @@ def _parse_zookeeper(table: Mapping[str, object], source: str) -> dict[str, obje
             if required not in zookeeper:
                 raise _config_error(source, "zookeeper", required, "missing (required when [zookeeper] is there)")
     return {f"zookeeper_{key}": value for key, value in zookeeper.items()}
+
+
+def _queue_prefixes(value: object) -> tuple[str, ...]:
+    """Queue-name prefixes, each non-empty (an empty one would match every queue)."""
+    if isinstance(value, list) and all(isinstance(prefix, str) and prefix for prefix in value):
+        return tuple(value)
+    raise ValueError(f'expected a list of queue-name prefixes such as ["jobs_", "audit"], got {value!r}')
 
 
 def _cors_origins(value: object) -> tuple[str, ...]:

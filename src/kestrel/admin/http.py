@@ -6,7 +6,9 @@ Reads are GET (or HEAD):
                                       (its files, from the dashboard folder, under /dashboard/)
   /ping, /ping.json                   pong
   /stats, /stats.json, /stats.txt     Kestrel's global and per-queue stats; ?queue=NAME
-                                      (repeatable) gives only those queues
+                                      (repeatable) gives only those queues, ?prefix=P those
+                                      named P..., ?top=N the N deepest, ?limit=N at most N;
+                                      above stats_queue_limit, no queue unless asked for
   /server_info, /server_info.json     version, uptime, listeners, config path
   /status, /status.json               the server status
   /metrics                            the Prometheus text format
@@ -35,6 +37,7 @@ from kestrel.admin.metrics import LATENCIES, metrics_registry
 from kestrel.config import ConfigError
 from kestrel.protocols.http_channel import PacedChannel
 from kestrel.server import ServerContext
+from kestrel.stats_listing import QUEUES_OMITTED, Listing, by_name, deepest
 from kestrel.status import Status, StatusError, StatusNotConfigured
 
 Handler = Callable[[Request], bytes]
@@ -143,34 +146,51 @@ class AdminResource(Resource):
 
     # Reads
 
-    def _queue_stats(self, request: Request) -> list[tuple[str, list[tuple[str, object]]]] | None:
-        """The stats of the queues named by ?queue=, or None when none was named."""
-        names = query(request, "queue")
-        if not names:
-            return None
+    def _listing(self, request: Request) -> tuple[Listing, bool]:
+        """
+        The queues a stats read asked for, and whether it named them: ?queue=NAME (a 404 for
+        one that does not exist), else the ?top=N deepest, else those under ?prefix=P, else all
+        of them while they are at most stats_queue_limit. ?limit=N lowers that limit.
+        """
+        names, prefixes = query(request, "queue"), query(request, "prefix")
         for name in names:
             if name not in self.collection and not self.collection.is_alias(name):
                 raise AdminError(404, f"no such queue: {name}")
-        return self.collection.queue_stats(names)
+        if names:
+            return Listing(names, len(names)), True
+        limit = self.server.config.stats_queue_limit
+        limit = min(limit, self._count_argument(request, "limit", limit))
+        if b"top" in request.args:
+            return deepest(self.collection, min(limit, self._count_argument(request, "top", limit))), False
+        return by_name(self.collection, limit, prefixes=prefixes), False
+
+    @staticmethod
+    def _count_argument(request: Request, name: str, default: int) -> int:
+        values = query(request, name)
+        if not values:
+            return default
+        if len(values) != 1 or not values[0].isdigit():
+            raise AdminError(400, f"{name} takes one whole number, got {', '.join(values)!r}")
+        return int(values[0])
 
     def _stats_json(self, request: Request) -> bytes:
-        selected = self._queue_stats(request)
+        listing, named = self._listing(request)
         report: dict[str, object] = {}
-        if selected is None:
+        if not named:
             report["server"] = dict(self.server.global_stats())
-            selected = self.collection.queue_stats()
-        report["queues"] = {name: dict(stats) for name, stats in selected}
+            report["queue_count"] = len(self.collection)
+            report[QUEUES_OMITTED] = listing.omitted
+        report["queues"] = {name: dict(stats) for name, stats in self.collection.queue_stats(listing.names)}
         return json_body(request, report)
 
     def _stats_text(self, request: Request) -> bytes:
         """`name value` lines, named as in the memcache `stats` reply."""
-        selected = self._queue_stats(request)
-        lines = []
-        if selected is None:
-            lines.extend(f"{key} {value}" for key, value in self.server.global_stats())
-            selected = self.collection.queue_stats()
-        for name, stats in selected:
+        listing, named = self._listing(request)
+        lines = [] if named else [f"{key} {value}" for key, value in self.server.global_stats()]
+        for name, stats in self.collection.queue_stats(listing.names):
             lines.extend(f"queue_{name}_{key} {value}" for key, value in stats)
+        if listing.omitted:
+            lines.append(f"{QUEUES_OMITTED} {listing.omitted}")
         return text_body(request, "".join(line + "\n" for line in lines))
 
     def _server_info(self, request: Request) -> bytes:

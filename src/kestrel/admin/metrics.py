@@ -123,14 +123,38 @@ class KestrelCollector:
                                 value=int(status.writable))
 
     def _queue_metrics(self) -> Iterator[Metric]:
-        collection = self.server.collection
-        queues = [collection.queue(name, create=False) for name in collection.names()]
+        queues = self._labelled_queues()
         for family_class, table in ((GaugeMetricFamily, QUEUE_GAUGES), (CounterMetricFamily, QUEUE_COUNTERS)):
             for name, documentation, read in table:
                 family = family_class(f"kestrel_queue_{name}", documentation, labels=["queue"])
                 for queue in queues:
                     family.add_metric([queue.name], read(queue))
                 yield family
+        collection = self.server.collection
+        yield GaugeMetricFamily("kestrel_items", "Items in all queues (in memory and on disk).",
+                                value=collection.current_items())
+        yield GaugeMetricFamily("kestrel_bytes", "Payload bytes of the items in all queues.",
+                                value=collection.current_bytes())
+        yield CounterMetricFamily("kestrel_put_items", "Items added to all queues, including those replayed at start.",
+                                  value=collection.total_items())
+        yield GaugeMetricFamily("kestrel_unlabelled_queues",
+                                "Queues left out of the kestrel_queue_* series (beyond metrics_top_queues "
+                                "and metrics_queue_prefixes).", value=len(collection) - len(queues))
+
+    def _labelled_queues(self) -> list[PersistentQueue]:
+        """
+        The queues that get series of their own, by name: the config's metrics_top_queues
+        deepest and every one under metrics_queue_prefixes, so that a million queues do not
+        make a million label sets (a Prometheus server would not keep up).
+        """
+        collection, config = self.server.collection, self.server.config
+        chosen = {queue.name: queue for queue in collection.deepest(config.metrics_top_queues)}
+        for prefix in config.metrics_queue_prefixes:
+            for name in collection.names_starting_with(prefix):
+                queue = collection.queue(name, create=False)
+                if queue is not None:
+                    chosen[name] = queue
+        return [chosen[name] for name in sorted(chosen)]
 
     def _alias_metrics(self) -> Iterator[Metric]:
         collection = self.server.collection

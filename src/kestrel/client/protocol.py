@@ -345,6 +345,8 @@ def parse_dump_stats(lines: list[str]) -> dict[str, dict[str, int | str]]:
             current = queues[opening[1]] = {}
         elif line == "}":
             current = None
+        elif current is None and line.startswith("STAT "):
+            pass  # `STAT queues_omitted N`: a server with more queues than it lists (doc/operations.md)
         elif current is not None and "=" in line:
             key, _, value = line.strip().partition("=")
             current[key] = stat_value(value)

@@ -24,6 +24,7 @@ from kestrel.protocols.connection import SessionConnection, SessionFactory
 from kestrel.queue import Item, QueueUnavailable
 from kestrel.server import ServerContext
 from kestrel.session import ReadStillOpen, TooManyOpenReads, Unavailable
+from kestrel.stats_listing import PREFIX_MARK, QUEUES_OMITTED, by_name, split_selectors
 from kestrel.status import StatusError, StatusNotConfigured
 
 STORAGE_COMMANDS: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
@@ -373,19 +374,31 @@ class MemcacheProtocol(SessionConnection, Protocol):
         self._reply(b"%d\r\n" % self.collection.flush_all_expired())
 
     def _stats(self, tokens: list[bytes]) -> None:
+        """
+        Kestrel's `stats` (doc/compatibility.md §1.8); `stats PREFIX` (ours) lists only the
+        queues whose names start with PREFIX, and a listing cut short says by how many.
+        """
+        prefixes = [token.decode("latin-1").removesuffix(PREFIX_MARK) for token in tokens[1:2] if token]
+        listing = by_name(self.collection, self.server.config.stats_queue_limit, prefixes=prefixes)
         lines = [f"STAT {key} {value}" for key, value in self.server.global_stats()]
-        for name, stats in self.collection.queue_stats():
+        for name, stats in self.collection.queue_stats(listing.names):
             lines.extend(f"STAT queue_{name}_{key} {value}" for key, value in stats)
+        if listing.omitted:
+            lines.append(f"STAT {QUEUES_OMITTED} {listing.omitted}")
         lines.append("END\r\n")
         self._reply("\r\n".join(lines).encode("latin-1", "replace"))
 
     def _dump_stats(self, tokens: list[bytes]) -> None:
-        names = [token.decode("latin-1") for token in tokens[1:] if token] or None
+        """Kestrel's `dump_stats [QUEUE ...]` (§1.8); a `PREFIX*` among the names is ours."""
+        names, prefixes = split_selectors(token.decode("latin-1") for token in tokens[1:] if token)
+        listing = by_name(self.collection, self.server.config.stats_queue_limit, names, prefixes)
         lines = []
-        for name, stats in self.collection.queue_stats(names):
+        for name, stats in self.collection.queue_stats(listing.names):
             lines.append(f"queue '{name}' {{")
             lines.extend(f"  {key}={value}" for key, value in stats)
             lines.append("}")
+        if listing.omitted:
+            lines.append(f"STAT {QUEUES_OMITTED} {listing.omitted}")
         lines.append("END\r\n")
         self._reply("\r\n".join(lines).encode("latin-1", "replace"))
 
