@@ -4,7 +4,7 @@ its admin port and its spool.
 
     kestrel [-c CONFIG] [--admin HOST:PORT] COMMAND ...
 
-    kestrel stats [QUEUE ...] [--json]     global and per-queue stats
+    kestrel stats [QUEUE|PREFIX* ...] [--top N] [--json]   global and per-queue stats
     kestrel status [up|readonly|quiescent|writeavoid]
     kestrel reload | shutdown | quiesce | ping | server-info | metrics
     kestrel top [--interval 1]             a live view of the queues, the ones backing up first
@@ -65,7 +65,9 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--admin", metavar="HOST:PORT", help="the admin port, instead of the config's admin_listen")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     stats = commands.add_parser("stats", help="global and per-queue stats", description="kestrel stats jobs --json")
-    stats.add_argument("queue", nargs="*", help="only these queues")
+    stats.add_argument("queue", nargs="*", metavar="QUEUE|PREFIX*",
+                       help="only these queues; 'jobs*' for the queues whose names start with jobs")
+    stats.add_argument("--top", type=int, metavar="N", help="the N queues with the most items")
     stats.add_argument("--json", action="store_true", help="JSON instead of `name value` lines")
     status = commands.add_parser("status", help="show the server status, or set it", description="kestrel status readonly")
     status.add_argument("name", nargs="?", help="up, readonly, quiescent or writeavoid")

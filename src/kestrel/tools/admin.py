@@ -11,6 +11,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from kestrel.stats_listing import split_selectors
+
 DEFAULT_PORT = 2223
 TIMEOUT = 10.0
 
@@ -42,7 +44,9 @@ def run(client: AdminClient, options: argparse.Namespace) -> str:
     command = options.command
     if command == "stats":
         path = "/stats.json" if options.json else "/stats.txt"
-        return client.get(path, **({"queue": options.queue} if options.queue else {}))
+        names, prefixes = split_selectors(options.queue)
+        query = {"queue": names, "prefix": prefixes, "top": options.top}
+        return client.get(path, **{key: value for key, value in query.items() if value})
     if command == "status":
         if options.name is None:
             return client.get("/status")

@@ -6,7 +6,8 @@ on disk (read-behind), the journal's size -- with the queues that back up first:
 grow fastest, then the deepest. Above them, the server's status, connections and request
 rates.
 
-A frame is computed from two samples of `/stats.json` (plain data, `frame`) and drawn with
+Each sample reads the TOP_QUEUES deepest queues (`/stats.json?top=N`), however many the server
+has. A frame is computed from two samples (plain data, `frame`) and drawn with
 rich (`render`); the command only polls and redraws.
 """
 
@@ -21,7 +22,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from kestrel.stats_listing import QUEUES_OMITTED
 from kestrel.tools.admin import AdminClient
+
+# The deepest queues each sample reads: more than a terminal shows, few enough that a server
+# with a million queues answers at once. Queues beyond them are counted, not shown.
+TOP_QUEUES = 200
 
 
 @dataclass(frozen=True)
@@ -61,16 +67,22 @@ class Frame:
     gets_per_second: float
     sets_per_second: float
     items: int
+    queue_count: int
     queues: list[QueueRow]
 
 
 def frame(previous: Sample, current: Sample) -> Frame:
-    """What happened between two samples; a queue new since `previous` counts from zero."""
+    """
+    What happened between two samples; a queue new since `previous` counts from zero. When
+    `previous` listed only the deepest queues, one missing from it may have existed all along,
+    so it shows no rate until the next sample.
+    """
     interval = max(current.seconds - previous.seconds, 1e-9)
     before, now = previous.stats, current.stats
+    new_queue = None if before.get(QUEUES_OMITTED) else {"total_items": 0, "items": 0}
     rows = []
     for name, stats in now["queues"].items():
-        earlier = before["queues"].get(name, {"total_items": 0, "items": 0})
+        earlier = before["queues"].get(name, new_queue or stats)
         added = stats["total_items"] - earlier["total_items"]
         removed = added - (stats["items"] - earlier["items"])
         rows.append(QueueRow(
@@ -87,6 +99,7 @@ def frame(previous: Sample, current: Sample) -> Frame:
         gets_per_second=(server["cmd_get"] - earlier_server["cmd_get"]) / interval,
         sets_per_second=(server["cmd_set"] - earlier_server["cmd_set"]) / interval,
         items=server["curr_items"],
+        queue_count=now.get("queue_count", len(rows)),
         queues=rows,
     )
 
@@ -99,7 +112,7 @@ def render(view: Frame, rows: int | None = None) -> Group:
         ("   gets/s ", "dim"), f"{view.gets_per_second:,.0f}",
         ("   sets/s ", "dim"), f"{view.sets_per_second:,.0f}",
         ("   items ", "dim"), f"{view.items:,}",
-        ("   queues ", "dim"), f"{len(view.queues):,}",
+        ("   queues ", "dim"), f"{view.queue_count:,}",
     )
     table = Table(expand=True, box=None, header_style="bold")
     for column, justify in (
@@ -116,8 +129,8 @@ def render(view: Frame, rows: int | None = None) -> Group:
             style=style,
         )
     parts = [header, table]
-    if len(shown) < len(view.queues):
-        parts.append(Text(f"... and {len(view.queues) - len(shown):,} more queues", style="dim"))
+    if len(shown) < view.queue_count:
+        parts.append(Text(f"... and {view.queue_count - len(shown):,} more queues", style="dim"))
     return Group(*parts)
 
 
@@ -141,7 +154,7 @@ def duration(ms: int) -> str:
 
 
 def sample(client: AdminClient) -> Sample:
-    stats = json.loads(client.get("/stats.json"))
+    stats = json.loads(client.get("/stats.json", top=TOP_QUEUES))
     status = json.loads(client.get("/status"))["status"]
     return Sample(time.monotonic(), status, stats)
 

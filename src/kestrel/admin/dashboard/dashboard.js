@@ -14,6 +14,9 @@ const SPARKLINE = { width: 150, height: 28 };
 // A young page's charts span at least this much, so a few samples do not fill the width.
 const MIN_SPAN_MS = 10 * 1000;
 const FETCH_TIMEOUT_MS = 5000;
+// The page asks for the deepest queues only, so that a server with a million queues answers
+// a poll at once; the header still counts them all (the server's stats_queue_limit caps this).
+const TOP_QUEUES = 500;
 const SVG = "http://www.w3.org/2000/svg";
 
 const HISTOGRAM_TITLES = {
@@ -31,7 +34,7 @@ const STATUS_CLASSES = { Up: "good", WriteAvoid: "warn", ReadOnly: "warn", Quies
 // total_items is a sum over the queues that exist, so it drops when one is deleted.
 const history = {
   times: [],
-  server: { uptime: [], items: [], gets: [], sets: [], adds: [], removes: [] },
+  server: { uptime: [], items: [], total: [], gets: [], sets: [], adds: [], removes: [] },
   latency: [],
   queues: new Map(),
 };
@@ -109,7 +112,7 @@ async function poll() {
     let stats, status, histograms;
     try {
       [stats, status, histograms] = await Promise.all([
-        getJSON("/stats.json"), getJSON("/status.json"), getJSON("/latency.json"),
+        getJSON(`/stats.json?top=${TOP_QUEUES}`), getJSON("/status.json"), getJSON("/latency.json"),
       ]);
       if (serverInfo === null || failingSince !== null) serverInfo = await getJSON("/server_info.json");
     } catch (error) {
@@ -153,6 +156,7 @@ function record(stats, histograms, now) {
   history.times.push(now);
   columns.uptime.push(server.uptime);
   columns.items.push(server.curr_items);
+  columns.total.push(server.total_items);
   columns.gets.push(server.cmd_get);
   columns.sets.push(server.cmd_set);
   history.latency.push(histograms);
@@ -172,6 +176,11 @@ function record(stats, histograms, now) {
       adds += between.adds;
       removes += between.removes;
     }
+  }
+  if (stats.queues_omitted && last) {
+    // The queues listed are not all of them: the server's own totals give its flow instead.
+    adds = Math.max(columns.total[last] - columns.total[last - 1], 0);
+    removes = Math.max(adds - (columns.items[last] - columns.items[last - 1]), 0);
   }
   columns.adds.push(adds);
   columns.removes.push(removes);
@@ -261,7 +270,7 @@ function draw(stats, status) {
     if (!cards.has(name)) newCard(name, histogram.description);
   }
   const sizes = measure();
-  drawHeader(stats.server, status);
+  drawHeader(stats, status);
   drawServer(period, sizes);
   drawQueues(stats, period);
   drawLatency(sizes);
@@ -282,7 +291,8 @@ function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
 
-function drawHeader(server, status) {
+function drawHeader(stats, status) {
+  const server = stats.server;
   const badge = byId("status");
   badge.textContent = status.status;
   badge.className = `status ${STATUS_CLASSES[status.status] ?? ""}`;
@@ -294,7 +304,7 @@ function drawHeader(server, status) {
   setText(byId("gets"), rate(recentRate(history.server.gets)));
   setText(byId("sets"), rate(recentRate(history.server.sets)));
   setText(byId("items"), integer.format(server.curr_items));
-  setText(byId("queue-count"), integer.format(history.queues.size));
+  setText(byId("queue-count"), integer.format(stats.queue_count ?? history.queues.size));
   setText(byId("updated"), `updated ${new Date().toLocaleTimeString()}`);
   document.title = `txkestrel ${location.host}: ${status.status}`;
   if (serverInfo !== null) {
@@ -350,7 +360,10 @@ function drawQueues(stats, period) {
   }
   byId("no-queues").hidden = view.length > 0;
   let note = "";
-  if (filter) note = `${integer.format(shown.length)} of ${integer.format(view.length)} queues match. `;
+  if (stats.queues_omitted) {
+    note = `The ${integer.format(view.length)} deepest of ${integer.format(stats.queue_count)} queues. `;
+  }
+  if (filter) note += `${integer.format(shown.length)} of ${integer.format(view.length)} queues match. `;
   if (shown.length > CHARTED) note += `Charts for the first ${CHARTED} only.`;
   setText(byId("queue-note"), note);
 }
