@@ -28,6 +28,7 @@ class RecordingClient:
         (["ping"], ("GET", "/ping", {})),
         (["stats"], ("GET", "/stats.txt", {})),
         (["stats", "--json", "a", "b"], ("GET", "/stats.json", {"queue": ["a", "b"]})),
+        (["stats", "jobs_*", "mail", "--top", "5"], ("GET", "/stats.txt", {"queue": ["mail"], "prefix": ["jobs_"], "top": 5})),
         (["server-info"], ("GET", "/server_info", {})),
         (["metrics"], ("GET", "/metrics", {})),
         (["status"], ("GET", "/status", {})),

@@ -11,6 +11,7 @@ import tomllib
 import pytest
 
 from kestrel.admin.http import AdminResource
+from kestrel.client.protocol import parse_dump_stats
 from kestrel.config import ConfigError, parse_config
 from kestrel.stats_listing import by_name, deepest, split_selectors
 from kestrel.test.support import ServerHarness
@@ -98,6 +99,7 @@ def test_memcache_dump_stats_above_the_limit_and_with_a_prefix(kestrel):
     ]
     assert reply.endswith("}\r\nEND\r\n")
     assert client.send(b"dump_stats nothing*\r\n") == END
+    assert parse_dump_stats(["queue 'a' {", "  items=1", "}", "STAT queues_omitted 8"]) == {"a": {"items": 1}}
 
 
 def test_a_prefix_over_the_limit_says_how_many_it_left_out(harness):
