@@ -332,7 +332,9 @@ def show_fleet(fleet, options: argparse.Namespace, out: TextIO) -> int:
             out.write(f"{server}  {roles}  down  {found.error}\n")
             continue
         answered += 1
-        out.write(f"{server}  {roles}  up  {found.stats.get('curr_items', 0)} items in {len(found.queues)} queues\n")
+        # A server with more queues than its stats_queue_limit lists none and counts them instead.
+        queues = len(found.queues) + int(found.stats.get("queues_omitted", 0))
+        out.write(f"{server}  {roles}  up  {found.stats.get('curr_items', 0)} items in {queues} queues\n")
         for name, queue in sorted(found.queues.items()):
             if "items" in queue:
                 out.write(f"  {name}  {queue['items']} items  {queue.get('open_transactions', 0)} open\n")
