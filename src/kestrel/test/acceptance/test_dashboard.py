@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from kestrel.load.process import KestrelProcess
+from kestrel.load.queue_creation import create_queues
 from kestrel.test.acceptance.browser import Browser, chromium_path
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="needs Debian's chromium package (.ci/run installs it)")
@@ -183,3 +184,16 @@ def test_the_page_reports_a_server_that_stops_answering(make_server, browser):
     assert page.evaluate("document.getElementById('status').textContent") == "no answer"
     # Still the last answer's rows, dimmed.
     assert page.evaluate("document.querySelectorAll('#queues tbody tr').length") == 1
+
+
+def test_with_many_queues_the_page_shows_the_deepest_and_counts_them_all(make_server, browser):
+    server = make_server()
+    create_queues(server, 3000, 500, b"x")
+    client = server.client()
+    for _ in range(5):
+        client.set("q2999", b"more")
+    page = browser.open(f"http://127.0.0.1:{server.admin_port}/", *VIEWPORT)
+    shown = wait_for_page(page, lambda shown: len(shown["rows"]) == 500, "the 500 deepest queues")
+    assert shown["rows"][0] == {**shown["rows"][0], "name": "q2999", "depth": 6}
+    assert page.evaluate("document.getElementById('queue-count').textContent") == "3,000"
+    assert page.evaluate("document.getElementById('queue-note').textContent").startswith("The 500 deepest of 3,000 queues.")
