@@ -70,15 +70,16 @@ class ServerContext:
     def global_stats(self) -> list[tuple[str, object]]:
         """Kestrel's global stats, in its order."""
         stats, collection = self.stats, self.collection
+        totals = collection.totals()
         now = self.clock.seconds()
         return [
             ("uptime", int(now - self.started_at)),
             ("time", int(now)),
             ("version", self.version),
-            ("curr_items", collection.current_items()),
-            ("total_items", collection.total_items()),
-            ("bytes", collection.current_bytes()),
-            ("reserved_memory_ratio", f"{collection.reserved_memory_ratio():.3f}"),
+            ("curr_items", totals.items),
+            ("total_items", totals.total_items),
+            ("bytes", totals.bytes),
+            ("reserved_memory_ratio", f"{totals.reserved_memory_ratio:.3f}"),
             ("curr_connections", stats.curr_connections),
             ("total_connections", stats.total_connections),
             ("cmd_get", stats.cmd_get),

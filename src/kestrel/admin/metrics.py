@@ -131,12 +131,11 @@ class KestrelCollector:
                     family.add_metric([queue.name], read(queue))
                 yield family
         collection = self.server.collection
-        yield GaugeMetricFamily("kestrel_items", "Items in all queues (in memory and on disk).",
-                                value=collection.current_items())
-        yield GaugeMetricFamily("kestrel_bytes", "Payload bytes of the items in all queues.",
-                                value=collection.current_bytes())
+        totals = collection.totals()
+        yield GaugeMetricFamily("kestrel_items", "Items in all queues (in memory and on disk).", value=totals.items)
+        yield GaugeMetricFamily("kestrel_bytes", "Payload bytes of the items in all queues.", value=totals.bytes)
         yield CounterMetricFamily("kestrel_put_items", "Items added to all queues, including those replayed at start.",
-                                  value=collection.total_items())
+                                  value=totals.total_items)
         yield GaugeMetricFamily("kestrel_unlabelled_queues",
                                 "Queues left out of the kestrel_queue_* series (beyond metrics_top_queues "
                                 "and metrics_queue_prefixes).", value=len(collection) - len(queues))

@@ -53,14 +53,14 @@ def test_adds_create_queues(harness):
     assert collection.add("work2", b"other stuff")
 
     assert collection.names() == ["work1", "work2"]
-    assert (collection.current_bytes(), collection.current_items(), collection.total_items()) == (16, 2, 2)
+    assert (collection.totals().bytes, collection.totals().items, collection.totals().total_items) == (16, 2, 2)
     assert collection.queue_creates == 2
 
     assert data_of(collection.fetch("work1")) == b"stuff"
     assert collection.fetch("work1") is None
     assert data_of(collection.fetch("work2")) == b"other stuff"
     assert collection.fetch("work2") is None
-    assert (collection.current_bytes(), collection.current_items(), collection.total_items()) == (0, 0, 2)
+    assert (collection.totals().bytes, collection.totals().items, collection.totals().total_items) == (0, 0, 2)
 
 
 @pytest.mark.parametrize("name", ["hello.there", "a/b", "a~b", "", "+child", "the_queue+fanout/open/close"])
@@ -84,13 +84,13 @@ def test_queues_are_loaded_from_their_journals_after_a_restart(harness):
     collection = collection_on(harness)
     for name in (b"huey", b"dewey", b"louie"):
         collection.add("ducklings", name)
-    assert (collection.current_bytes(), collection.current_items()) == (14, 3)
+    assert (collection.totals().bytes, collection.totals().items) == (14, 3)
 
     collection = restart_collection(harness, collection)
     assert collection.names() == ["ducklings"]
-    assert (collection.current_bytes(), collection.current_items()) == (14, 3)
+    assert (collection.totals().bytes, collection.totals().items) == (14, 3)
     assert data_of(collection.fetch("ducklings")) == b"huey"
-    assert (collection.current_bytes(), collection.current_items()) == (10, 2)
+    assert (collection.totals().bytes, collection.totals().items) == (10, 2)
 
 
 def test_a_start_logs_one_line_for_the_queues_it_loads(harness, captured_logs):

@@ -1154,7 +1154,7 @@ def test_relative_expiry_then_flush_expired(kestrel, client):
     kestrel.clock.advance(1.001)
     assert client.send(b"flush_expired q1\r\n") == b"1\r\n"
     assert client.send(b"flush_all_expired\r\n") == b"3\r\n"
-    assert kestrel.collection.current_items() == 0
+    assert kestrel.collection.totals().items == 0
 
 
 def test_connections_beyond_max_connections_are_refused_with_an_error(harness):
