@@ -452,11 +452,13 @@ class QueueCollection(Service):
             reserved += queue.config.max_memory_size
         return QueueTotals(items, size, added, reserved / physical_memory())
 
-    def queue_stats(self, names: Iterable[str] | None = None) -> list[tuple[str, list[tuple[str, object]]]]:
-        """Per-queue stats (and alias stats), for the given names or all, without creating queues."""
-        wanted = sorted(set(self._queues) | set(self.config.aliases)) if names is None else list(names)
+    def queue_stats(self, names: Iterable[str]) -> list[tuple[str, list[tuple[str, object]]]]:
+        """
+        Per-queue stats (and alias stats) of the names given, those that exist, without
+        creating queues (kestrel.stats_listing chooses the names of a listing).
+        """
         report = []
-        for name in wanted:
+        for name in names:
             if name in self.config.aliases:
                 counters = self._alias_counters.get(name, AliasCounters())
                 report.append((name, [
