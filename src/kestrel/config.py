@@ -154,6 +154,8 @@ class ServerConfig:
     thrift_listen: str = "tcp:2229:interface=127.0.0.1"
     admin_listen: str = "tcp:2223:interface=127.0.0.1"
     max_open_transactions: int = 1
+    # None: derived from RLIMIT_NOFILE at start (kestrel.journal.writer.default_max_open_journals).
+    max_open_journals: int | None = None
     expiration_timer_frequency: float | None = None
     client_timeout: float | None = None
     status_file: str | None = None
@@ -359,6 +361,7 @@ def server_option_parsers(base_dir: str) -> dict[str, Parser]:
         "thrift_listen": _endpoint,
         "admin_listen": _endpoint,
         "max_open_transactions": _positive_count,
+        "max_open_journals": _positive_count,
         "expiration_timer_frequency": parse_duration,
         "client_timeout": parse_duration,
         "status_file": path,

@@ -29,7 +29,7 @@ from kestrel.admin.http import admin_site
 from kestrel.admin.manhole import manhole_factory, manhole_namespace
 from kestrel.collection import QueueCollection
 from kestrel.config import ConfigError, ServerConfig, listen_error, load_config, option_error
-from kestrel.journal.writer import JournalWriter
+from kestrel.journal.writer import IDLE_JOURNAL_SECONDS, JournalWriter, default_max_open_journals
 from kestrel.listener import ListenFailed, ListenerService
 from kestrel.protocols.memcache import MemcacheFactory
 from kestrel.protocols.text import TextFactory
@@ -88,7 +88,10 @@ class KestrelService(MultiService):
             from twisted.internet import reactor
         self.config = config
         self._reactor = reactor
-        self.writer = JournalWriter(reactor)
+        self.writer = JournalWriter(
+            reactor, max_open_journals=config.max_open_journals or default_max_open_journals(),
+            idle_journal_seconds=IDLE_JOURNAL_SECONDS,
+        )
         self.writer.setServiceParent(self)
         self.collection = QueueCollection(config, self.writer, reactor)
         self.collection.setServiceParent(self)

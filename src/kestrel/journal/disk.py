@@ -5,6 +5,11 @@ Only the journal writer thread calls into this module once the server runs (star
 replay calls it before). The reactor side (`journal.py`) decides every file name and
 size; this side just carries the decisions out, so the two never disagree about which
 file holds what.
+
+A journal's current file is open only while it is in use: it opens on a write and closes
+when it has not been written for a while (`OpenJournals.close_idle`) or when the server-wide
+cap on open journal files needs its descriptor for another (issue 15: a server of many
+queues would otherwise hold one descriptor per queue that was ever written).
 """
 
 from __future__ import annotations
@@ -51,14 +56,57 @@ def write_all(fd: int, data: bytes | bytearray) -> None:
         view = view[os.write(fd, view):]
 
 
+class OpenJournals:
+    """
+    The journal files the writer thread holds open, least recently written first, never more
+    than `cap`: opening one more closes the least recently written first. `close_idle`, run
+    every idle period, closes those not written since the run before. Writer thread only.
+    """
+
+    __slots__ = ("cap", "_files")
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        # Insertion order is the order of last writes; the value says whether the file was
+        # written since the last `close_idle`.
+        self._files: dict[JournalFiles, bool] = {}
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def make_room(self) -> None:
+        """A file is about to open: close the least recently written ones while the cap is reached."""
+        while len(self._files) >= self.cap:
+            next(iter(self._files)).release()
+
+    def written(self, journal: JournalFiles) -> None:
+        self._files.pop(journal, None)
+        self._files[journal] = True
+
+    def closed(self, journal: JournalFiles) -> None:
+        self._files.pop(journal, None)
+
+    def close_idle(self) -> int:
+        """Close the files not written since the last call; returns how many stay open."""
+        for journal, written in list(self._files.items()):
+            if written:
+                self._files[journal] = False  # keeps its place in the order
+            else:
+                journal.release()
+        return len(self._files)
+
+
 class JournalFiles:
     """The files of one queue: `<name>` is written, `<name>.<ms>` are rotated away."""
 
-    def __init__(self, directory: str, name: str):
+    def __init__(self, directory: str, name: str, open_journals: OpenJournals):
         self.directory = directory
         self.name = name
+        self._open_journals = open_journals
         self._current: int | None = None
         self._size = 0
+        # Written since the last fsync, by a journal whose sync_journal promises one.
+        self._sync_owed = False
         # A periodic fsync is waiting for the fsync thread (set by the writer thread, cleared
         # by the fsync thread as it starts).
         self._sync_queued = False
@@ -66,21 +114,49 @@ class JournalFiles:
     def path(self, filename: str) -> str:
         return os.path.join(self.directory, filename)
 
-    def write(self, data: bytes | bytearray) -> None:
-        """Append whole records: a write that fails is cut back off, so no record is left half-written."""
+    @property
+    def is_open(self) -> bool:
+        return self._current is not None
+
+    def write(self, data: bytes | bytearray, owes_sync: bool = False) -> None:
+        """
+        Append whole records: a write that fails is cut back off, so no record is left
+        half-written. `owes_sync`: the journal's sync_journal promises an fsync of them, which
+        closing the file for idleness or for the cap must not skip.
+        """
         if self._current is None:
+            self._open_journals.make_room()
             self._current = os.open(self.path(self.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._size = os.fstat(self._current).st_size
+        self._open_journals.written(self)
         try:
             write_all(self._current, data)
         except OSError:
             os.ftruncate(self._current, self._size)
             raise
         self._size += len(data)
+        self._sync_owed = self._sync_owed or owes_sync
 
     def fsync(self) -> None:
         if self._current is not None:
             os.fsync(self._current)
+            self._sync_owed = False
+
+    def release(self) -> None:
+        """
+        Close the current file until the next write, as idle or to make room under the cap;
+        first fsync it when its journal's sync_journal still owes that (a periodic fsync
+        finds the file closed and has nothing left to do).
+        """
+        fd, self._current = self._current, None
+        if fd is None:
+            return
+        self._open_journals.closed(self)
+        owed, self._sync_owed = self._sync_owed, False
+        if owed:
+            fsync_and_close(fd)
+        else:
+            os.close(fd)
 
     def fsync_aside(self, run_elsewhere: Callable[..., None] | None) -> None:
         """
@@ -92,9 +168,11 @@ class JournalFiles:
         if self._current is None:
             return
         if run_elsewhere is None:
-            os.fsync(self._current)
+            self.fsync()
         elif not self._sync_queued:
             self._sync_queued = True
+            # The duplicate outlives a release of the file and covers every write made so far.
+            self._sync_owed = False
             run_elsewhere(self._fsync_queued, os.dup(self._current))
 
     def _fsync_queued(self, fd: int) -> None:
@@ -110,6 +188,7 @@ class JournalFiles:
         if self._current is not None:
             os.close(self._current)
             self._current = None
+            self._open_journals.closed(self)
 
     def rotate(self, rotated_filename: str, sync: bool = True) -> None:
         """Rename the current file away and start a new one; `sync` fsyncs the old one first."""
@@ -203,8 +282,9 @@ class ReadBehindCursor:
     Reads the items of a queue forward through its journal files, for a queue that holds
     only the head of its contents in memory. It knows its file by serial and finds the
     file's name in the layout it is given when it runs, because a rotation may have renamed
-    the file since the cursor was placed; once open, it keeps the descriptor. It moves on to
-    the next file when it reaches the end of one that is no longer current.
+    the file since the cursor was placed; it opens the file for each read and seeks to where
+    it left off. It moves on to the next file when it reaches the end of one that is no
+    longer current.
     """
 
     def __init__(self, directory: str, serial: int, offset: int):
@@ -221,18 +301,24 @@ class ReadBehindCursor:
         """
         Up to `max_items` items, stopping once they hold `need_bytes` bytes, and the serial of
         the file the cursor is in afterwards. `segments` lists (serial, file name) of the
-        journal's files as they stand when this runs.
+        journal's files as they stand when this runs. The file is closed again afterwards: a
+        queue reading behind holds no descriptor between refills, however many such queues
+        there are (issue 15), and reopening costs one open per refill of up to
+        `max_memory_size` bytes.
         """
         found: list[tuple[bytes, int, int]] = []
         total = 0
-        # At least one item, even when memory is already at its limit: the caller needs the head.
-        while len(found) < max_items and (not found or total < need_bytes):
-            record = self._next_record(segments)
-            if record is None:
-                break
-            if record.op in ITEM_OPS:
-                found.append((record.data, record.add_time or now_ms, record.expiry))
-                total += len(record.data)
+        try:
+            # At least one item, even when memory is already at its limit: the caller needs the head.
+            while len(found) < max_items and (not found or total < need_bytes):
+                record = self._next_record(segments)
+                if record is None:
+                    break
+                if record.op in ITEM_OPS:
+                    found.append((record.data, record.add_time or now_ms, record.expiry))
+                    total += len(record.data)
+        finally:
+            self.close()
         return found, self.serial
 
     def close(self) -> None:

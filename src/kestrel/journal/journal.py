@@ -70,7 +70,7 @@ class Journal(RetryingSource):
         self.sync_journal = sync_journal
         self.keep = True
         self._directory = directory
-        self._files = JournalFiles(directory, name)
+        self._files = JournalFiles(directory, name, writer.open_journals)
         self._segments: list[Segment] = [Segment(0, name)]
         self._next_serial = 1
         self._archived = 0
@@ -149,7 +149,8 @@ class Journal(RetryingSource):
             return
         if self._buffer is None:
             buffer = bytearray()
-            self._schedule(self._files.write, buffer)
+            # Per batch, not per append: whether a file closed for idleness owes an fsync first.
+            self._schedule(self._files.write, buffer, self.sync_journal is not None)
             self._buffer = buffer
         self._buffer += record
         self._segments[-1].size += len(record)

@@ -17,6 +17,7 @@ counts them, so that replies wait when they fall behind (see `behind`).
 
 from __future__ import annotations
 
+import resource
 from collections import deque
 from time import perf_counter
 from typing import Any, Callable, Protocol
@@ -29,6 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from kestrel.clock import Clock, Timer
+from kestrel.journal.disk import OpenJournals
 
 Operation = tuple[Callable[..., Any], tuple, "Deferred | None"]
 
@@ -47,6 +49,25 @@ WRITE_DELAY = 0.005
 WRITE_SOON_BYTES = 64 * 1024
 # How long a source whose operation failed waits before it hands its operations over again.
 WRITE_RETRY_INTERVAL = 1.0
+# A journal file not written for this long (up to twice as long) is closed (issue 15). A
+# queue written less often pays one open() and fstat() per write, a few microseconds beside
+# the write itself; an idle queue then holds no descriptor, which a server of many queues
+# would otherwise spend on every queue ever written, up to RLIMIT_NOFILE.
+IDLE_JOURNAL_SECONDS = 10.0
+# Journal files open at once, unless the config says (`max_open_journals`): enough that a
+# server of up to that many busy queues never reopens a file.
+MAX_OPEN_JOURNALS = 1000
+
+
+def default_max_open_journals() -> int:
+    """
+    MAX_OPEN_JOURNALS, or half the process's soft RLIMIT_NOFILE when that is less: the other
+    half is for connections, listeners and the rest (a soft limit of 1,024 is common).
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_OPEN_JOURNALS
+    return max(1, min(MAX_OPEN_JOURNALS, soft // 2))
 
 
 class BatchSource(Protocol):
@@ -115,6 +136,58 @@ class RetryingSource:
             self._writer.mark_dirty(self)
 
 
+class IdleJournalSweep:
+    """
+    A BatchSource of one operation: every `period` seconds while journal files are open,
+    the writer thread closes those not written in the period before (`OpenJournals.close_idle`).
+    Its timer runs only after writes, so an idle server has none.
+    """
+
+    log = Logger()
+
+    def __init__(self, writer: JournalWriter, open_journals: OpenJournals, clock: Any, period: float):
+        self._writer = writer
+        self._open_journals = open_journals
+        self._clock = clock
+        self._period = period
+        self._call: Any = None
+        self._sweeping = False
+
+    def files_written(self) -> None:
+        """A batch of writes went to the thread: sweep a period from now, unless a sweep is due already."""
+        if self._call is None and not self._sweeping:
+            self._call = self._clock.callLater(self._period, self._due)
+
+    def stop(self) -> None:
+        if self._call is not None:
+            if self._call.active():
+                self._call.cancel()
+            self._call = None
+
+    def _due(self) -> None:
+        self._call = None
+        self._sweeping = True
+        self._writer.mark_dirty(self)
+
+    def take_operations(self) -> list[Operation]:
+        swept: Deferred[int] = Deferred()
+        swept.addCallback(self._swept)
+        return [(self._open_journals.close_idle, (), swept)]
+
+    def _swept(self, still_open: int) -> None:
+        self._sweeping = False
+        if still_open:
+            self.files_written()
+
+    def written(self) -> None:
+        pass
+
+    def write_failed(self, failure: Failure, unrun: list[Operation]) -> None:
+        self.log.failure("closing idle journal files failed; trying again in {period} s", failure, period=self._period)
+        self._sweeping = False
+        self.files_written()
+
+
 Completed = list[tuple["Deferred | None", Any]]
 Failed = list[tuple[BatchSource, Failure, list[Operation]]]
 
@@ -167,7 +240,8 @@ class JournalWriter(Service):
         self, clock: IReactorTime, runner: Runner | None = None,
         sync_runner: Callable[..., None] | None = None, call_from_thread: Callable[..., None] | None = None,
         max_unwritten_bytes: int = MAX_UNWRITTEN_BYTES, timer: Callable[[], float] = perf_counter,
-        write_delay: float = WRITE_DELAY,
+        write_delay: float = WRITE_DELAY, max_open_journals: int = MAX_OPEN_JOURNALS,
+        idle_journal_seconds: float | None = None,
     ):
         """
         `runner` runs a batch on the writer thread and `sync_runner` a periodic fsync on the
@@ -176,7 +250,9 @@ class JournalWriter(Service):
         line on the writer thread. Beyond `max_unwritten_bytes` waiting for the thread, the
         writer is `behind`; so it is when a batch or a periodic fsync has taken longer than a
         queue's sync period by `timer` (seconds, monotonic). Operations nothing waits for go
-        to the thread within `write_delay` seconds.
+        to the thread within `write_delay` seconds. At most `max_open_journals` journal files
+        are open at once (`open_journals`, the thread's table of them); with
+        `idle_journal_seconds`, those not written for that long are closed.
         """
         # Any: Twisted's interfaces declare their methods without self, which mypy (and so
         # mypyc, which compiles this module) reads as a method whose first argument is missing.
@@ -204,6 +280,10 @@ class JournalWriter(Service):
         # Called with the seconds each batch took from being handed to the thread to its
         # completion (the server's fsync delay metric).
         self.batch_observer: Callable[[float], None] | None = None
+        self.open_journals = OpenJournals(max_open_journals)
+        self._idle_sweep: IdleJournalSweep | None = None
+        if idle_journal_seconds is not None:
+            self._idle_sweep = IdleJournalSweep(self, self.open_journals, clock, idle_journal_seconds)
 
     def startService(self) -> None:
         super().startService()
@@ -249,6 +329,8 @@ class JournalWriter(Service):
 
     def stopService(self) -> Deferred:
         super().stopService()
+        if self._idle_sweep is not None:
+            self._idle_sweep.stop()
         drained = self.drain()
 
         def stop_pool(result):
@@ -356,6 +438,9 @@ class JournalWriter(Service):
         batch, self._next = self._next, Batch()
         batch.bytes, self.unwritten_bytes = self.unwritten_bytes, 0
         batch.work = [(source, source.take_operations()) for source in self._dirty]
+        sweep = self._idle_sweep
+        if sweep is not None and self.running and (len(self._dirty) > 1 or sweep not in self._dirty):
+            sweep.files_written()
         self._dirty = {}
         self._in_flight = batch
         batch.handed_at = self._timer()

@@ -294,6 +294,7 @@ SQS_CORS_ORIGINS_ERROR = (
         ("[queues.jobs]\nmax_items = 'ten'", "[queues.jobs] max_items: expected a non-negative integer, got 'ten'"),
         ("[queues.jobs]\nmax_items = -1", "[queues.jobs] max_items: expected a non-negative integer, got -1"),
         ("max_open_transactions = 0", "[server] max_open_transactions: expected a positive integer, got 0"),
+        ("max_open_journals = 0", "[server] max_open_journals: expected a positive integer, got 0"),
         ("[default]\nkeep_journal = 'no'", "[default] keep_journal: expected true or false, got 'no'"),
         ("text_listen = 2222", "[server] text_listen: expected a string, got 2222"),
         (

@@ -8,7 +8,8 @@ import os
 import pytest
 
 from kestrel.journal import files, records
-from kestrel.journal.disk import JournalFiles
+from kestrel.journal.disk import JournalFiles, OpenJournals
+from kestrel.journal.writer import MAX_OPEN_JOURNALS
 from kestrel.queue import Item
 from kestrel.test.support import QueueHarness, drain
 
@@ -62,7 +63,7 @@ def dance_steps(tmp_path, dance) -> int:
     spool(directory)
     with pytest.MonkeyPatch.context() as monkeypatch:
         done = crash_after(monkeypatch, 10**6)
-        dance(JournalFiles(directory, "q"))
+        dance(JournalFiles(directory, "q", OpenJournals(MAX_OPEN_JOURNALS)))
     return done[0]
 
 
@@ -87,7 +88,7 @@ def test_a_crash_at_any_step_replays_to_the_same_queue(tmp_path, dance):
         with pytest.MonkeyPatch.context() as monkeypatch:
             crash_after(monkeypatch, crash_at)
             with pytest.raises(Crash) if crash_at < steps else _no_crash():
-                dance(JournalFiles(directory, "q"))
+                dance(JournalFiles(directory, "q", OpenJournals(MAX_OPEN_JOURNALS)))
         assert replayed(directory) == [b"c", b"d"], f"crash after step {crash_at} of {steps}"
         assert not [name for name in os.listdir(directory) if "~~" in name or name.endswith(".pack")]
 
