@@ -67,6 +67,12 @@ class QueueLimits:
     the config, a plain dataclass, is a lookup by name.
     """
 
+    __slots__ = (
+        "max_items", "max_size", "max_item_size", "max_age_ms", "discard_old_when_full", "max_expire_sweep",
+        "fanout_only", "keep_journal", "max_memory_size", "default_journal_size", "max_journal_size",
+        "disable_aggressive_rewrites", "min_journal_compact_delay", "max_deliveries",
+    )
+
     def __init__(self, config: QueueConfig):
         self.max_items = config.max_items
         self.max_size = config.max_size
@@ -86,6 +92,16 @@ class QueueLimits:
 
 class PersistentQueue:
     log = Logger()
+
+    # Slots: every queue has one, and a million queues is a use case (issue 15).
+    __slots__ = (
+        "name", "config", "limits", "_clock", "journal", "waiters", "closed", "expired_sink",
+        "_expiry_refused", "dead_letter_sink", "_dead_letter_refused", "_memory", "_open", "items", "bytes",
+        "memory_bytes", "_next_seq", "_xid", "_replaying", "_returned_at_head", "_last_removed_add_time",
+        "_read_behind", "_upkeep", "created_at", "total_items", "put_bytes", "expired_items", "discarded",
+        "transactions", "canceled_transactions", "total_flushes", "get_hits", "get_misses", "lost_items",
+        "dead_lettered",
+    )
 
     def __init__(self, name: str, config: QueueConfig, journal: Journal, clock: Clock):
         self.name = name
@@ -117,11 +133,9 @@ class PersistentQueue:
         # How many items at the head of memory came back from aborted reads (see kestrel.upkeep.Checkpoint).
         self._returned_at_head = 0
         self._last_removed_add_time = 0
-        self._read_behind = ReadBehind(
-            name, journal, clock, self.waiters,
-            room=lambda: self.limits.max_memory_size - self.memory_bytes,
-            loaded=self._refilled, unreadable=self._disk_unreadable,
-        )
+        # Made when the queue first reads behind (`_reader`), which most never do: an
+        # empty queue is kept small (issue 15).
+        self._read_behind: ReadBehind | None = None
         self._upkeep = JournalUpkeep(name, journal, clock)
         self.created_at = clock.seconds()
 
@@ -152,7 +166,7 @@ class PersistentQueue:
 
     @property
     def reading_behind(self) -> bool:
-        return self._read_behind.active
+        return self.journal.reading_behind
 
     @property
     def journal_rewrites(self) -> int:
@@ -164,7 +178,7 @@ class PersistentQueue:
 
     @property
     def read_behind_errors(self) -> int:
-        return self._read_behind.errors
+        return 0 if self._read_behind is None else self._read_behind.errors
 
     def open_xids(self) -> list[int]:
         return list(self._open)
@@ -182,7 +196,7 @@ class PersistentQueue:
         returned = [self._memory[index].seq for index in range(self._returned_at_head)]
         first = (
             self._memory[self._returned_at_head].seq if len(self._memory) > self._returned_at_head
-            else self._read_behind.next_seq
+            else self._reader().next_seq
         )
         return Checkpoint(serial, self.open_reads(), returned, range(first, self._next_seq))
 
@@ -247,7 +261,7 @@ class PersistentQueue:
         op = record.op
         if op in (records.ADDX, records.ADD, records.ADD_XID):
             if not self.reading_behind and self.bytes >= self.config.max_memory_size:
-                self._read_behind.start(self._next_seq, serial, offset)
+                self._reader().start(self._next_seq, serial, offset)
             self._store(Item(cast(bytes, record.data), record.add_time or self._now_ms(), record.expiry, self._next_seq))
         elif op == records.REMOVE:
             self._replay_take_head()
@@ -300,7 +314,7 @@ class PersistentQueue:
         item = Item(data, now if add_time is None else add_time, expiry, self._next_seq)
         self._upkeep.after_change(self)
         if not self.reading_behind and self.bytes >= limits.max_memory_size and limits.keep_journal:
-            self._read_behind.start(item.seq)
+            self._reader().start(item.seq)
         self.journal.append(records.encode_addx(data, item.add_time, expiry))
         self._store(item)
         self.put_bytes += len(data)
@@ -316,8 +330,9 @@ class PersistentQueue:
         self.items += 1
         self.bytes += size
         self.total_items += 1
-        if self.reading_behind:
-            self._read_behind.disk_items += 1
+        read_behind = self._read_behind
+        if read_behind is not None and read_behind.active:
+            read_behind.disk_items += 1
         else:
             self._memory.append(item)
             self.memory_bytes += size
@@ -372,7 +387,10 @@ class PersistentQueue:
     def _must_wait(self, deadline: float | None) -> bool:
         if self.closed:
             return False
-        return self._read_behind.worth_waiting or (deadline is not None and deadline > self._clock.seconds())
+        read_behind = self._read_behind
+        return (read_behind is not None and read_behind.worth_waiting) or (
+            deadline is not None and deadline > self._clock.seconds()
+        )
 
     def _wait(self, transaction: bool, peek: bool, deadline: float | None) -> Deferred:
         waiter: Waiter | None = None
@@ -613,7 +631,7 @@ class PersistentQueue:
             if config.keep_journal:
                 self.journal.keep = True
                 self._upkeep.rewrite(self)
-            elif self._read_behind.disk_items:
+            elif self._read_behind is not None and self._read_behind.disk_items:
                 self.log.warn(
                     "queue {queue} keeps its journal: keep_journal = false applies once its {items} items on disk "
                     "are read back into memory, at a later reload",
@@ -633,11 +651,14 @@ class PersistentQueue:
 
     def _fill_from_disk(self) -> None:
         """Bring the next items back from disk while memory has room for them."""
+        read_behind = self._read_behind
+        if read_behind is None:
+            return
         if not self._replaying:
-            self._read_behind.refill()
+            read_behind.refill()
             return
         # Replay owns the cursor and reads it on this thread, in journal order.
-        read = self._read_behind.read_now()
+        read = read_behind.read_now()
         if read is not None:
             self._load_from_disk(*read)
 
@@ -657,7 +678,8 @@ class PersistentQueue:
         if not found:
             self._lose_disk_items("the journal ended before them")
             return 0
-        seq = self._read_behind.took(len(found))
+        read_behind = self._reader()
+        seq = read_behind.took(len(found))
         for data, add_time, expiry in found:
             self._memory.append(Item(data, add_time, expiry, seq))
             seq += 1
@@ -665,13 +687,13 @@ class PersistentQueue:
         if not self._replaying:
             # Files are not touched until replay is over.
             self._upkeep.pack_passed_files(serial, self)
-        if not self._read_behind.disk_items:
+        if not read_behind.disk_items:
             self._leave_read_behind()
         return len(found)
 
     def _lose_disk_items(self, reason: str) -> None:
         """The items counted on disk cannot be read: say so, and stop counting them."""
-        lost = self._read_behind.disk_items
+        lost = self._reader().disk_items
         self.log.error(
             "DATA MAY HAVE BEEN LOST: {lost} items of {queue} on disk cannot be read: {reason}",
             queue=self.name, lost=lost, reason=reason,
@@ -681,8 +703,20 @@ class PersistentQueue:
         self.bytes = self.memory_bytes
         self._leave_read_behind()
 
+    def _reader(self) -> ReadBehind:
+        """The queue's ReadBehind, made the first time it is needed and kept (it counts errors)."""
+        read_behind = self._read_behind
+        if read_behind is None:
+            read_behind = self._read_behind = ReadBehind(
+                self.name, self.journal, self._clock, self.waiters,
+                room=lambda: self.limits.max_memory_size - self.memory_bytes,
+                loaded=self._refilled, unreadable=self._disk_unreadable,
+            )
+        return read_behind
+
     def _leave_read_behind(self) -> None:
-        self._read_behind.stop()
+        if self._read_behind is not None:
+            self._read_behind.stop()
         self._upkeep.forget_checkpoints()
 
     def _now_ms(self) -> int:

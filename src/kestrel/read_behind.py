@@ -34,6 +34,11 @@ Loaded = Callable[[ReadItems, int], None]
 class ReadBehind:
     log = Logger()
 
+    __slots__ = (
+        "_name", "_journal", "_clock", "_waiters", "_room", "_loaded", "_unreadable", "disk_items",
+        "next_seq", "_refilling", "_retry", "_retry_delay", "_generation", "errors",
+    )
+
     def __init__(
         self,
         name: str,

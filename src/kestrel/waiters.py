@@ -25,6 +25,8 @@ class DeadlineWaitQueue:
     deadline passes is removed and told so. Removing a waiter explicitly calls neither.
     """
 
+    __slots__ = ("_clock", "_waiters")
+
     def __init__(self, clock: Clock):
         self._clock = clock
         # A dict keeps insertion order and removes in O(1), which a deque cannot.
