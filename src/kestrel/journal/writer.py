@@ -13,6 +13,9 @@ A source whose operation fails gets the operations that did not run back, to ret
 (`RetryingSource`).
 Periodic fsyncs run on a second thread, so that writes never queue behind them; the writer
 counts them, so that replies wait when they fall behind (see `behind`).
+
+The writer's thread holds at most `max_open_journals` journal files open (`disk.OpenJournals`),
+and, given `idle_journal_seconds`, closes those not written for that long (`IdleJournalSweep`).
 """
 
 from __future__ import annotations
@@ -180,7 +183,7 @@ class IdleJournalSweep:
             self.files_written()
 
     def written(self) -> None:
-        pass
+        """Nothing to do: what the sweep left open comes back through its Deferred (`_swept`)."""
 
     def write_failed(self, failure: Failure, unrun: list[Operation]) -> None:
         self.log.failure("closing idle journal files failed; trying again in {period} s", failure, period=self._period)

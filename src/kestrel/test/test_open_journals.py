@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import resource
 
 import pytest
 from twisted.internet.defer import maybeDeferred
+from twisted.internet.task import Clock
 
-from kestrel.journal import disk
-from kestrel.journal.writer import WRITE_RETRY_INTERVAL, JournalWriter
+from kestrel.config import ServerConfig
+from kestrel.journal import disk, writer
+from kestrel.journal.writer import MAX_OPEN_JOURNALS, WRITE_RETRY_INTERVAL, JournalWriter, default_max_open_journals
+from kestrel.tap import KestrelService
 from kestrel.test.support import QueueHarness, drain, numbered, pending_calls
 
 
@@ -171,3 +175,22 @@ def test_a_file_not_written_for_an_idle_period_closes_and_an_idle_server_keeps_n
     harness.settle()
     assert busy.journal._files.is_open
     assert drain(harness.restart(busy)) == [b"x"] * 6 + [b"y"]
+
+
+def quiet_config(tmp_path, **options) -> ServerConfig:
+    return ServerConfig(
+        queue_path=str(tmp_path), memcache_listen="", text_listen="", thrift_listen="", admin_listen="", **options,
+    )
+
+
+def test_the_server_caps_its_journal_files_as_configured_or_by_its_descriptor_limit(tmp_path):
+    assert KestrelService(quiet_config(tmp_path, max_open_journals=7), reactor=Clock()).writer.open_journals.cap == 7
+    assert KestrelService(quiet_config(tmp_path), reactor=Clock()).writer.open_journals.cap == default_max_open_journals()
+
+
+@pytest.mark.parametrize(
+    ("soft_limit", "cap"), [(1024, 512), (65536, MAX_OPEN_JOURNALS), (resource.RLIM_INFINITY, MAX_OPEN_JOURNALS)],
+)
+def test_the_default_cap_leaves_half_the_descriptor_limit_to_the_rest(monkeypatch, soft_limit, cap):
+    monkeypatch.setattr(writer.resource, "getrlimit", lambda which: (soft_limit, resource.RLIM_INFINITY))
+    assert default_max_open_journals() == cap
