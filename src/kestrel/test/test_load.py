@@ -1,6 +1,7 @@
 """The load tools without a server: items, checks, histograms, results and options."""
 
 import json
+import os
 import pickle
 
 import pytest
@@ -194,3 +195,12 @@ def test_kestrel_load_without_its_extra_says_what_to_install(monkeypatch, capsys
         monkeypatch.setitem(system.modules, name, None)  # as if hdrhistogram were not installed
     assert command.main(["load", "put-many"]) == 2
     assert capsys.readouterr().err == "kestrel: load: hdrh is not installed; the load tools need pip install 'txkestrel[load]'\n"
+
+
+def test_queue_memory_measures_empty_queues_and_leaves_them_journaled(tmp_path):
+    from kestrel.load.queue_memory import measure
+
+    result = measure(200, str(tmp_path), traced=True)
+    assert result["queues"] == 200
+    assert result["traced_bytes_per_queue"] > 0
+    assert len([name for name in os.listdir(tmp_path) if name.startswith("q")]) == 200
