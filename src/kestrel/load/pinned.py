@@ -68,12 +68,13 @@ class Txkestrel(PinnedServer):
     imports txkestrel from there (an older checkout, say) instead of the installed code.
     """
 
-    def __init__(self, directory: Path, sync_journal: str, pythonpath: str | None = None):
+    def __init__(self, directory: Path, sync_journal: str, pythonpath: str | None = None, server: str = "", tables: str = ""):
+        """`server`: more `[server]` lines; `tables`: more tables (`[apps.NAME]`, say)."""
         fresh_directory(directory)
         config = write_config(
             directory,
-            server='admin_listen = ""\ntext_listen = ""\nthrift_listen = ""',
-            queues=f'[default]\nsync_journal = "{sync_journal}"\n',
+            server='admin_listen = ""\ntext_listen = ""\nthrift_listen = ""\n' + server,
+            queues=f'[default]\nsync_journal = "{sync_journal}"\n' + tables,
         )
         env = None if pythonpath is None else os.environ | {"PYTHONPATH": pythonpath}
         self.server = KestrelProcess(directory, config, env=env)

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,8 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
-from kestrel.load.pinned import LOAD_CORE, SERVER_CORE, ListeningProcess, PinnedServer, fresh_directory, free_port
-from kestrel.load.process import KestrelProcess, write_config
+from kestrel.load.pinned import LOAD_CORE, ListeningProcess, PinnedServer, Txkestrel, free_port
 
 HOST = "127.0.0.1"
 QUEUE = "sqs_throughput"
@@ -46,24 +44,12 @@ QUERY_MODEL = Path(__file__).resolve().parents[1] / "test" / "data" / "sqs-query
 JAVA_OPENS = ["--add-opens", "java.base/java.util.regex=ALL-UNNAMED", "--add-opens", "java.base/java.lang=ALL-UNNAMED"]
 
 
-class TxkestrelSqs(PinnedServer):
-    """`twistd kestrel` on an empty spool, with its SQS listener (one application) and memcache."""
-
-    def __init__(self, directory: Path):
-        fresh_directory(directory)
-        config = write_config(
-            directory,
-            server='admin_listen = ""\ntext_listen = ""\nthrift_listen = ""\nsqs_listen = "tcp:0:interface=127.0.0.1"',
-            queues=f'[apps.bench]\naccess_key = "{ACCESS_KEY}"\nsecret = "{SECRET}"\nread = ["*"]\nwrite = ["*"]\nadmin = ["*"]\n',
-        )
-        self.server = KestrelProcess(directory, config).start()
-        subprocess.run(["taskset", "-a", "-pc", SERVER_CORE, str(self.server.process.pid)], capture_output=True, check=True)
-        self.pid = self.server.process.pid
-        self.port = self.server.sqs_port
-        self.memcache_port = self.server.memcache_port
-
-    def stop(self) -> None:
-        self.server.stop()
+def txkestrel_sqs(directory: Path) -> Txkestrel:
+    """`twistd kestrel` on an empty spool with its SQS listener (one application, every grant) and memcache."""
+    return Txkestrel(
+        directory, "never", server='sqs_listen = "tcp:0:interface=127.0.0.1"',
+        tables=f'[apps.bench]\naccess_key = "{ACCESS_KEY}"\nsecret = "{SECRET}"\nread = ["*"]\nwrite = ["*"]\nadmin = ["*"]\n',
+    )
 
 
 class ElasticMQ(ListeningProcess):
@@ -172,12 +158,13 @@ def runs(options: argparse.Namespace) -> list[dict]:
             if server_name == "elasticmq":
                 server: PinnedServer = ElasticMQ(options.elasticmq_jar, work / "elasticmq.log")
             else:
-                server = TxkestrelSqs(work / "kestrel")
+                server = txkestrel_sqs(work / "kestrel")
             with server:
                 if wire == "memcache":
-                    figures = memcache_loop(server.memcache_port, options.messages, server)  # type: ignore[attr-defined]
+                    figures = memcache_loop(server.port, options.messages, server)
                 else:
-                    figures = sqs_loop(boto3_client(server.port, wire, to_queue_url=server_name == "elasticmq"), options.messages, server)
+                    port = server.server.sqs_port if isinstance(server, Txkestrel) else server.port
+                    figures = sqs_loop(boto3_client(port, wire, to_queue_url=server_name == "elasticmq"), options.messages, server)
             results.append({"kind": kind, "repeat": repeat, "figures": figures})
             print(f"repeat {repeat + 1}/{options.repeats} {kind}: {figures}", file=sys.stderr, flush=True)
     return results

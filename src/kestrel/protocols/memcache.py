@@ -18,7 +18,7 @@ from twisted.logger import Logger
 
 from kestrel.collection import InvalidQueueName
 from kestrel.config import ConfigError
-from kestrel.envelope import MAGIC, body_of
+from kestrel.envelope import body_of
 from kestrel.journal import records
 from kestrel.protocols.connection import SessionConnection, SessionFactory
 from kestrel.queue import Item, QueueUnavailable
@@ -311,8 +311,7 @@ class MemcacheProtocol(SessionConnection, Protocol):
 
     def _reply_value(self, key: bytes, data: bytes) -> None:
         """A get's reply for an item's `data`: an envelope's body (an SQS message's), else the data."""
-        if data.startswith(MAGIC):
-            data = body_of(data)
+        data = body_of(data)
         # Three arguments, not *a list: compiled, a starred call is a generic one.
         self._reply(b"VALUE %s 0 %d\r\n" % (key, len(data)), data, VALUE_TAIL)
 
