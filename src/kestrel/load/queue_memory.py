@@ -1,12 +1,13 @@
 """
-What an empty queue costs in memory, in process: a QueueCollection on a temporary spool
-with a writer that writes in line, N queues each given one item that is then read (so every
-queue has written its journal and holds nothing), and the memory that took, per queue, by
-resident memory (everything, the C of the compiled build included) or, with `--traced`, by
-tracemalloc (Python's allocations; tracemalloc's own bookkeeping then swells the resident
-figure). Issue 15's "a million queues" (doc/benchmarks.md).
+What a queue costs in memory, in process: a QueueCollection on a temporary spool with a
+writer that writes in line, N queues each given one item that is then read (so every queue
+has written its journal and holds nothing) or, with `--keep`, kept (issue 15's target: a
+million queues of one item each), and the memory that took, per queue, by resident memory
+(everything, the C of the compiled build included) or, with `--traced`, by tracemalloc
+(Python's allocations; tracemalloc's own bookkeeping then swells the resident figure), and
+with `--top N` the N source lines that allocated most of it. Doc/benchmarks.md.
 
-    python -m kestrel.load.queue_memory [--queues 100000] [--traced]
+    python -m kestrel.load.queue_memory [--queues 100000] [--keep] [--traced [--top 15]]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ ITEM = b"x" * 64
 TURN = 1000  # queues per reactor turn: the writer takes their writes in one batch
 
 
-def measure(queues: int, directory: str, traced: bool) -> dict:
+def measure(queues: int, directory: str, traced: bool, keep: bool = False, top: int = 0) -> dict:
     clock = Clock()
     writer = JournalWriter(clock, runner=maybeDeferred)
     writer.startService()
@@ -45,12 +46,18 @@ def measure(queues: int, directory: str, traced: bool) -> dict:
     for first in range(0, queues, TURN):
         for name in names[first:first + TURN]:
             collection.add(name, ITEM)
-            collection.fetch(name)
+            if not keep:
+                collection.fetch(name)
         writer.flush()
     gc.collect()
-    result = {"queues": queues, "rss_bytes_per_queue": round((resident_memory(os.getpid()) - rss_before) / queues)}
+    result = {"queues": queues, "items_kept": keep, "rss_bytes_per_queue": round((resident_memory(os.getpid()) - rss_before) / queues)}
     if traced:
         result["traced_bytes_per_queue"] = round(tracemalloc.get_traced_memory()[0] / queues)
+        if top:
+            lines = tracemalloc.take_snapshot().statistics("lineno")[:top]
+            result["traced_bytes_per_queue_by_line"] = {
+                str(line.traceback): round(line.size / queues) for line in lines
+            }
         tracemalloc.stop()
     collection.close()
     writer.flush()
@@ -60,11 +67,13 @@ def measure(queues: int, directory: str, traced: bool) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kestrel.load.queue_memory", description=__doc__.strip().splitlines()[0])
     parser.add_argument("-Q", "--queues", type=int, default=100_000)
+    parser.add_argument("--keep", action="store_true", help="each queue keeps its one item (default: it is read)")
     parser.add_argument("--traced", action="store_true", help="also count Python's allocations with tracemalloc")
+    parser.add_argument("--top", type=int, default=0, help="with --traced: the N source lines that allocated most")
     parser.add_argument("--dir", help="where the temporary spool goes (default: the system's temporary folder)")
     options = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=options.dir) as spool:
-        print(json.dumps(measure(options.queues, spool, options.traced)))
+        print(json.dumps(measure(options.queues, spool, options.traced, options.keep, options.top)))
     return 0
 
 
