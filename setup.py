@@ -28,6 +28,7 @@ COMPILED = [
     "src/kestrel/server.py",
     "src/kestrel/collection.py",
     "src/kestrel/queue.py",
+    "src/kestrel/head_list.py",
     "src/kestrel/read_behind.py",
     "src/kestrel/upkeep.py",
     "src/kestrel/waiters.py",

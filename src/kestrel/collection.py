@@ -16,7 +16,7 @@ import heapq
 import os
 import time
 from operator import attrgetter
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 
 from mypy_extensions import mypyc_attr
 from twisted.application.internet import TimerService
@@ -62,7 +62,7 @@ class QueueTotals:
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class QueueCollection(Service):
-    log = Logger()
+    log: ClassVar[Logger] = Logger()
 
     def __init__(self, config: ServerConfig, writer: JournalWriter, clock: Clock):
         self.config = config

@@ -12,7 +12,7 @@ It hands what it reads back to the queue (`loaded`) and reports what can never b
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, ClassVar
 
 from kestrel.clock import Clock, Timer
 from twisted.logger import Logger
@@ -32,7 +32,7 @@ Loaded = Callable[[ReadItems, int], None]
 
 
 class ReadBehind:
-    log = Logger()
+    log: ClassVar[Logger] = Logger()
 
     __slots__ = (
         "_name", "_journal", "_clock", "_waiters", "_room", "_loaded", "_unreadable", "disk_items",

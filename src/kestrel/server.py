@@ -5,7 +5,7 @@ the server status, the global counters, and the operator actions (reload, shutdo
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, ClassVar
 
 from kestrel.clock import Clock
 from twisted.logger import Logger
@@ -41,7 +41,7 @@ class ServerContext:
     tree that starts and stops the server is tap.KestrelService.)
     """
 
-    log = Logger()
+    log: ClassVar[Logger] = Logger()
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from time import perf_counter
-from typing import Callable, Iterator
+from typing import Callable, ClassVar, Iterator
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
@@ -75,7 +75,7 @@ class OpenReads:
 
 
 class Session:
-    log = Logger()
+    log: ClassVar[Logger] = Logger()
 
     def __init__(self, server: ServerContext, track_open_reads: bool = True):
         self.server = server

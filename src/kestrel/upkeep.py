@@ -16,7 +16,7 @@ The queue calls `after_change` after each change to what it holds and hands itse
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple, Protocol, Sequence, TYPE_CHECKING
+from typing import ClassVar, Final, NamedTuple, Protocol, Sequence, TYPE_CHECKING
 
 from kestrel.clock import Clock
 from twisted.logger import Logger
@@ -65,7 +65,7 @@ class QueueContents(Protocol):
 
 
 class JournalUpkeep:
-    log = Logger()
+    log: ClassVar[Logger] = Logger()
 
     __slots__ = (
         "_name", "_journal", "_clock", "_rewrites_allowed_at", "_checkpoints", "rewrites", "rotations",
@@ -77,8 +77,9 @@ class JournalUpkeep:
         self._clock = clock
         self._rewrites_allowed_at = 0.0
         # A list, not a deque: it holds a few checkpoints at most, and an empty deque costs
-        # every queue 600 bytes more (issue 15).
-        self._checkpoints: list[Checkpoint] = []
+        # every queue 600 bytes more; made at the first, as only a queue reading behind has
+        # any (issue 15).
+        self._checkpoints: list[Checkpoint] | None = None
         self.rewrites = 0
         self.rotations = 0
 
@@ -113,33 +114,36 @@ class JournalUpkeep:
 
     def file_ended(self, checkpoint: Checkpoint) -> None:
         """A file was rotated away during read-behind: it can be packed once the cursor passes it."""
+        if self._checkpoints is None:
+            self._checkpoints = []
         self._checkpoints.append(checkpoint)
 
     def rewrite(self, queue: QueueContents) -> None:
         """Replace every file of the journal with one holding just the queue's contents."""
         opens = sorted(queue.open_reads(), reverse=True, key=lambda entry: entry[0])
-        self._journal.rewrite(opens, list(queue.memory()))
-        self._checkpoints.clear()
+        self._journal.rewrite(opens, queue.memory())
+        self._checkpoints = None
         self.rewrites += 1
         self.log.info("rewrote journal of {queue}: {size} bytes", queue=self._name, size=self._journal.size)
 
     def forget_checkpoints(self) -> None:
         """Read-behind ended: there is no cursor left to pass the rotated files."""
-        self._checkpoints.clear()
+        self._checkpoints = None
 
     def pack_passed_files(self, serial: int, queue: QueueContents) -> None:
         """Pack every file the read-behind cursor has left behind (it is now in file `serial`)."""
+        checkpoints = self._checkpoints
         passed = None
-        while self._checkpoints and self._checkpoints[0].serial < serial:
-            passed = self._checkpoints.pop(0)
-        if passed is None:
+        while checkpoints and checkpoints[0].serial < serial:
+            passed = checkpoints.pop(0)
+        if checkpoints is None or passed is None:
             return
         # A pack writes a placeholder for every item consumed since its checkpoint, about the
         # whole backlog: wait until it frees at least twice what it writes, or packing would
         # cost more than it saves on a deep queue.
         writes = PLACEHOLDER_BYTES * (len(passed.returned_seqs) + len(passed.seqs)) + queue.memory_bytes
         if self._journal.bytes_through(passed.serial) < 2 * writes:
-            self._checkpoints.insert(0, passed)
+            checkpoints.insert(0, passed)
             return
         alive = {item.seq: item for item in queue.memory()}
         alive.update((item.seq, item) for _, item in queue.open_reads())

@@ -10,7 +10,7 @@ the disk a moment later.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 
 from twisted.internet.defer import Deferred, fail
 from kestrel.clock import Clock, Timer
@@ -61,7 +61,7 @@ class Journal(RetryingSource):
     (RetryingSource); until then, its queue takes no new items.
     """
 
-    log = Logger()
+    log: ClassVar[Logger] = Logger()
 
     def __init__(self, directory: str, name: str, writer: JournalWriter, clock: Clock, sync_journal: float | None = None):
         super().__init__(writer, clock)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import resource
 from collections import deque
 from time import perf_counter
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 from mypy_extensions import mypyc_attr
 from twisted.application.service import Service
@@ -96,12 +96,14 @@ class RetryingSource:
     is queued: data queued in one reactor turn goes to the file in one write.
     """
 
-    log = Logger()
+    log: ClassVar[Logger] = Logger()
 
     def __init__(self, writer: JournalWriter, clock: Clock):
         self._writer = writer
         self._clock = clock
-        self._operations: list[Operation] = []
+        # Made at the first operation of a batch and handed over whole: a journal between
+        # batches holds no list (issue 15).
+        self._operations: list[Operation] | None = None
         self._buffer: bytearray | None = None
         self._retry_call: Timer | None = None
         self.failure: Failure | None = None
@@ -111,8 +113,8 @@ class RetryingSource:
         raise NotImplementedError
 
     def take_operations(self) -> list[Operation]:
-        operations, self._operations, self._buffer = self._operations, [], None
-        return operations
+        operations, self._operations, self._buffer = self._operations, None, None
+        return [] if operations is None else operations
 
     def written(self) -> None:
         if self.failure is not None:
@@ -123,7 +125,7 @@ class RetryingSource:
         if self.failure is None:
             self.log.failure("writing {source} failed; retrying", failure, source=self.describe())
         self.failure = failure
-        self._operations[:0] = unrun
+        self._operations = unrun + (self._operations or [])
         if self._retry_call is None:
             self._retry_call = self._clock.callLater(WRITE_RETRY_INTERVAL, self._retry)
 
@@ -132,7 +134,10 @@ class RetryingSource:
         self._writer.mark_dirty(self)
 
     def _schedule(self, function: Callable[..., Any], *args: Any, result: Deferred | None = None) -> None:
-        self._operations.append((function, args, result))
+        operations = self._operations
+        if operations is None:
+            operations = self._operations = []
+        operations.append((function, args, result))
         self._buffer = None
         if self.failure is None:
             # A failing source waits for its retry instead.
@@ -146,7 +151,7 @@ class IdleJournalSweep:
     Its timer runs only after writes, so an idle server has none.
     """
 
-    log = Logger()
+    log: ClassVar[Logger] = Logger()
 
     def __init__(self, writer: JournalWriter, open_journals: OpenJournals, clock: Any, period: float):
         self._writer = writer
@@ -237,7 +242,7 @@ class Batch:
 class JournalWriter(Service):
     """A service that owns the journal thread. It drains every queued write before it stops."""
 
-    log = Logger()
+    log: ClassVar[Logger] = Logger()
 
     def __init__(
         self, clock: IReactorTime, runner: Runner | None = None,

@@ -55,7 +55,7 @@ class SessionConnection(TimeoutMixin):
     also `_refuse_long_line`.
     """
 
-    log = Logger()
+    log: ClassVar[Logger] = Logger()
 
     server: ServerContext
     # Set by the Protocol this is mixed into.

@@ -10,7 +10,7 @@ in one write.
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Final
+from typing import Callable, ClassVar, Final
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
@@ -115,7 +115,7 @@ def parse_int(token: bytes, what: str, close: bool = False) -> int:
 
 
 class MemcacheProtocol(SessionConnection, Protocol):
-    log = Logger()
+    log: ClassVar[Logger] = Logger()
 
     def __init__(self, server: ServerContext):
         self.server = server
