@@ -70,6 +70,9 @@ class QueueCollection(Service):
         self._writer = writer
         self._clock = clock
         self._queues: dict[str, PersistentQueue] = {}
+        # Counts the queues made and deleted, so that a listing sorted once (SQS ListQueues
+        # pages through a million names) is sorted again only when the names change.
+        self.names_changes = 0
         self._children: dict[str, list[str]] = {}
         self._alias_counters: dict[str, AliasCounters] = {}
         # The journal files found at start, by queue, until each queue has replayed them.
@@ -199,6 +202,7 @@ class QueueCollection(Service):
         self._attach_sinks(queue)
         queue.replay(self._spool.pop(name, ()))
         self._queues[name] = queue
+        self.names_changes += 1
         master, plus, _ = name.partition("+")
         if plus:
             self._children.setdefault(master, []).append(name)
@@ -332,6 +336,7 @@ class QueueCollection(Service):
         queue = self._queues.pop(name, None)
         if queue is None:
             return False
+        self.names_changes += 1
         journal = queue.journal
         # A queue of the same name created before the erase has run takes this journal on,
         # so that its writes land after the erase.

@@ -28,7 +28,7 @@ from kestrel.config import ServerConfig
 from kestrel.journal.writer import JournalWriter
 from kestrel.load.replay import resident_memory
 
-ITEM = b"x" * 64
+ITEM_TEMPLATE = bytearray(b"x" * 64)
 TURN = 1000  # queues per reactor turn: the writer takes their writes in one batch
 
 
@@ -38,14 +38,16 @@ def measure(queues: int, directory: str, traced: bool, keep: bool = False, top: 
     writer.startService()
     collection = QueueCollection(ServerConfig(queue_path=directory), writer, clock)
     collection.load()
-    names = [f"q{number}" for number in range(queues)]  # made before measuring: clients send them
     gc.collect()
     if traced:
         tracemalloc.start()
     rss_before = resident_memory(os.getpid())
     for first in range(0, queues, TURN):
-        for name in names[first:first + TURN]:
-            collection.add(name, ITEM)
+        for number in range(first, min(first + TURN, queues)):
+            # A name and an item of its own, as a server decodes them from each request: a
+            # queue keeps both.
+            name = f"q{number}"
+            collection.add(name, bytes(ITEM_TEMPLATE))
             if not keep:
                 collection.fetch(name)
         writer.flush()

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from bisect import bisect_left, bisect_right
+from itertools import islice
 from typing import Any, Callable, Protocol
 
 from twisted.internet.defer import Deferred, gatherResults
@@ -101,6 +103,8 @@ class SqsService:
         self.held = HeldReads(self.collection, clock)
         self.sender = Sender(self.session, clock)
         self._purged_at: dict[str, float] = {}
+        # Every queue's SQS name, sorted, and the collection's `names_changes` when it was.
+        self._sorted_names: tuple[int, list[str]] | None = None
         self._actions: dict[str, Callable[[SqsCall, str, Authorize], Result]] = {
             "CreateQueue": self._create_queue,
             "GetQueueUrl": self._get_queue_url,
@@ -198,18 +202,41 @@ class SqsService:
 
     def _list_queues(self, call: SqsCall, base_url: str, authorize: Authorize) -> Result:
         prefix: str = call.params.get("QueueNamePrefix", "")
-        names = [
-            name
-            for name in sorted(sqs_name(engine) for engine in self.collection.names() if not self.collection.is_alias(engine))
-            if name.startswith(prefix) and authorize.visible(name)
-        ]
-        page, next_token = _page(names, call.params.get("MaxResults"), call.params.get("NextToken"))
+        max_results: int | None = call.params.get("MaxResults")
+        names = self._queue_names()
+        # The page starts where the names with the prefix do, or after the last name of the
+        # page before: found by bisection, so each page costs its own length, not the listing's.
+        start = bisect_left(names, prefix)
+        next_token: str | None = call.params.get("NextToken")
+        if next_token is not None:
+            start = max(start, bisect_right(names, _token_name(next_token)))
+        limit = LIST_LIMIT if max_results is None else max_results
+        page: list[str] = []
+        next_token = None
+        for name in islice(names, start, None):
+            if not name.startswith(prefix):
+                break
+            if authorize.visible(name):
+                if len(page) == limit:
+                    if max_results is not None:
+                        next_token = _name_token(page[-1])
+                    break
+                page.append(name)
         result: dict[str, Any] = {}
         if page:
             result["QueueUrls"] = [queue_url(base_url, self.account, name) for name in page]
         if next_token:
             result["NextToken"] = next_token
         return result
+
+    def _queue_names(self) -> list[str]:
+        """Every queue's SQS name, sorted; sorted again only once queues were made or deleted since."""
+        changes = self.collection.names_changes
+        if self._sorted_names is None or self._sorted_names[0] != changes:
+            collection = self.collection
+            names = sorted(sqs_name(engine) for engine in collection.names() if not collection.is_alias(engine))
+            self._sorted_names = (changes, names)
+        return self._sorted_names[1]
 
     def _delete_queue(self, call: SqsCall, base_url: str, authorize: Authorize) -> Result:
         _, engine = self._queue(call, base_url, authorize, "admin")
@@ -500,13 +527,22 @@ def _check_tags(name: str, tags: dict[str, str]) -> None:
 def _page(names: list[str], max_results: int | None, next_token: str | None) -> tuple[list[str], str | None]:
     """One page of sorted names after `next_token` (the last name of the page before, in base64)."""
     if next_token is not None:
-        try:
-            after = base64.b64decode(next_token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
-        except (UnicodeError, binascii.Error):
-            raise sqs_error("InvalidParameterValue", "Invalid NextToken value.") from None
+        after = _token_name(next_token)
         names = [name for name in names if name > after]
     if max_results is None:
         return names[:LIST_LIMIT], None
     page = names[:max_results]
-    token = base64.urlsafe_b64encode(page[-1].encode("utf-8")).decode("ascii") if len(names) > max_results else None
-    return page, token
+    return page, _name_token(page[-1]) if len(names) > max_results else None
+
+
+def _name_token(name: str) -> str:
+    """The NextToken of a page that ends with `name`."""
+    return base64.urlsafe_b64encode(name.encode("utf-8")).decode("ascii")
+
+
+def _token_name(next_token: str) -> str:
+    """The last name of the page before, from its NextToken."""
+    try:
+        return base64.b64decode(next_token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
+    except (UnicodeError, binascii.Error):
+        raise sqs_error("InvalidParameterValue", "Invalid NextToken value.") from None

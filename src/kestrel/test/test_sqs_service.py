@@ -125,6 +125,19 @@ def test_list_queues_filters_by_prefix_and_pages(sqs):
     assert sqs.error("ListQueues", NextToken="%%%").code == "InvalidParameterValue"
 
 
+def test_list_queues_sees_queues_made_and_deleted_since_the_page_before(sqs):
+    # The sorted names are kept between pages (a million queues are sorted once): a change must show.
+    for name in ("a1", "a3", "b"):
+        sqs.create(name)
+    first = sqs.call("ListQueues", QueueNamePrefix="a", MaxResults=1)
+    assert first["QueueUrls"] == [url("a1")]
+    sqs.create("a2")
+    sqs.call("DeleteQueue", QueueUrl=url("a3"))
+    second = sqs.call("ListQueues", QueueNamePrefix="a", MaxResults=1, NextToken=first["NextToken"])
+    assert second == {"QueueUrls": [url("a2")]}
+    assert sqs.call("ListQueues") == {"QueueUrls": [url("a1"), url("a2"), url("b")]}
+
+
 def test_list_queues_shows_only_the_queues_the_caller_has_a_grant_on(sqs):
     sqs.create("mine")
     sqs.create("theirs")
