@@ -173,34 +173,43 @@ def read_records(
     record, ``on_broken(path, offset, reason, copy)`` is called and reading stops.
     """
     try:
-        journal = open(path, "rb")
+        # Unbuffered: records are read in chunks anyway, and a million small journals are
+        # read at start, each paying for a buffer it does not need.
+        journal = open(path, "rb", buffering=0)
     except FileNotFoundError:
         return
     with journal:
         buf = b""
         buf_offset = 0  # file offset of buf[0]
         pos = 0
+        # Set while the buffer ends inside a record. A buffer read to its end is not given to
+        # `decode` to be told so: an exception costs more than a small journal's one record.
+        incomplete: IncompleteRecord | None = None
         while True:
-            try:
-                record, pos = decode(buf, pos)
-            except IncompleteRecord as incomplete:
-                tail = buf[pos:]
-                # Reading at least as much as is already buffered keeps a record longer than
-                # chunk_size from being re-copied once per chunk.
-                chunk = journal.read(max(chunk_size, len(tail)))
-                if not chunk:
-                    if not tail:
-                        return
-                    failure: Exception = incomplete
+            if pos < len(buf):
+                try:
+                    record, pos = decode(buf, pos)
+                except IncompleteRecord as error:
+                    incomplete = error
+                except BrokenRecord as broken:
+                    failure: Exception = broken
                     break
-                buf_offset += pos
-                buf = tail + chunk
-                pos = 0
-                continue
-            except BrokenRecord as broken:
-                failure = broken
+                else:
+                    yield record, buf_offset + pos
+                    continue
+            tail = buf[pos:]
+            # Reading at least as much as is already buffered keeps a record longer than
+            # chunk_size from being re-copied once per chunk.
+            chunk = journal.read(max(chunk_size, len(tail)))
+            if not chunk:
+                if incomplete is None:
+                    return
+                failure = incomplete
                 break
-            yield record, buf_offset + pos
+            buf_offset += pos
+            buf = tail + chunk
+            pos = 0
+            incomplete = None
 
     broken_offset = buf_offset + pos
     copy = keep_damaged_copy(path)

@@ -104,7 +104,7 @@ class KestrelProcess:
     def sqs_port(self) -> int:
         return self.ports["sqs"]
 
-    def start(self) -> "KestrelProcess":
+    def start(self, timeout: float = START_TIMEOUT) -> "KestrelProcess":
         self.ports = {}
         # A new event each time: the log reader of an earlier process may still be finishing.
         started = self._started = threading.Event()
@@ -117,7 +117,7 @@ class KestrelProcess:
             text=True,
         )
         threading.Thread(target=self._read_log, args=(self.process, started), daemon=True).start()
-        if not started.wait(START_TIMEOUT):
+        if not started.wait(timeout):
             self.kill()
             raise RuntimeError("txkestrel did not start:\n" + self.log())
         if self.process.poll() is not None:
