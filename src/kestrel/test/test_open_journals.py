@@ -194,3 +194,22 @@ def test_the_server_caps_its_journal_files_as_configured_or_by_its_descriptor_li
 def test_the_default_cap_leaves_half_the_descriptor_limit_to_the_rest(monkeypatch, soft_limit, cap):
     monkeypatch.setattr(writer.resource, "getrlimit", lambda which: (soft_limit, resource.RLIM_INFINITY))
     assert default_max_open_journals() == cap
+
+
+def test_a_queue_closed_for_idleness_reopens_with_its_items(tmp_path):
+    harness = QueueHarness(str(tmp_path))
+    harness.writer = JournalWriter(harness.clock, runner=maybeDeferred, idle_journal_seconds=10.0)
+    harness.writer.startService()
+    queue = harness.queue("idle")
+    for index in range(3):
+        queue.add(numbered(index))
+    harness.settle()
+    for _ in range(4):  # one sweep finds it written since the writes began, a later one closes it
+        harness.clock.advance(10)
+    assert not queue.journal._files.is_open and open_files_under(harness.directory) == 0
+    # Its items are still served, and what is done with them is journaled in the reopened file.
+    assert queue.remove().data == numbered(0)
+    queue.add(numbered(3))
+    harness.settle()
+    assert queue.journal._files.is_open
+    assert drain(harness.restart(queue)) == [numbered(index) for index in (1, 2, 3)]
