@@ -209,7 +209,10 @@ class ServerConfig:
             master, plus, _child = name.partition("+")
             parent = self.queue_config(master) if plus else self.default_queue
             resolved = layered_queue_config(name, parent, self.queue_overrides.get(name, {}))
-            self._resolved[name] = resolved
+            if resolved is not self.default_queue:
+                # Only the configs that differ are kept: a million queues of the default
+                # would keep a million entries, for a lookup that costs less than one.
+                self._resolved[name] = resolved
         return resolved
 
 

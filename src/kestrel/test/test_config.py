@@ -179,6 +179,15 @@ def test_resolved_configs_are_cached():
     assert config.queue_config("foo") is config.queue_config("foo")
 
 
+def test_only_configs_that_differ_from_the_default_are_kept():
+    # A million queues of the default config must not keep a million cache entries (issue 15).
+    config = parse("[queues.foo]\nmax_items = 1")
+    assert config.queue_config("bar") is config.default_queue
+    assert config.queue_config("bar+child") is config.default_queue
+    config.queue_config("foo+child")
+    assert sorted(config._resolved) == ["foo", "foo+child"]
+
+
 def test_reload_resolves_from_the_new_file_only():
     before = parse("[queues.starship]\nmax_items = 10\n[queues.weather_updates]\nmax_items = 1500000")
     after = parse("[default]\nmax_items = 9999\n[queues.starship]\nmax_items = 50")
