@@ -99,6 +99,9 @@ class OpenJournals:
 class JournalFiles:
     """The files of one queue: `<name>` is written, `<name>.<ms>` are rotated away."""
 
+    # Slots: every queue has one, and a million queues is a use case (issue 15).
+    __slots__ = ("directory", "name", "_open_journals", "_current", "_size", "_sync_owed", "_sync_queued")
+
     def __init__(self, directory: str, name: str, open_journals: OpenJournals):
         self.directory = directory
         self.name = name
