@@ -95,6 +95,10 @@ class QueueLimits:
 
 _limits_by_config: Final[dict[QueueConfig, QueueLimits]] = {}
 
+# The open reads of every queue that has none: empty, and never written to (a queue gets a
+# dict of its own at its first open read, `_open_read`), as most of a million queues have none.
+NO_OPEN_READS: Final[dict[int, tuple[Item, float]]] = {}
+
 
 def shared_limits(config: QueueConfig) -> QueueLimits:
     """
@@ -142,7 +146,7 @@ class PersistentQueue:
         self._dead_letter_refused = False
 
         self._memory = HeadList()
-        self._open: dict[int, tuple[Item, float]] = {}
+        self._open = NO_OPEN_READS
         self.items = 0
         self.bytes = 0
         self.memory_bytes = 0
@@ -290,7 +294,7 @@ class PersistentQueue:
             if item is not None:
                 self._xid = xid
                 item.xid = xid
-                self._open[xid] = (item, self._clock.seconds())
+                self._open_read(item)
         elif op == records.SAVE_XID:
             self._xid = record.xid
         elif op == records.UNREMOVE:
@@ -376,7 +380,7 @@ class PersistentQueue:
             if not item.first_delivery_time:
                 item.first_delivery_time = self._now_ms()
             item.xid = self._next_xid()
-            self._open[item.xid] = (item, self._clock.seconds())
+            self._open_read(item)
             self.journal.append(records.encode_remove_tentative(item.xid))
         else:
             self.journal.append(records.REMOVE_BYTES)
@@ -513,6 +517,11 @@ class PersistentQueue:
         self.bytes += size
         self.memory_bytes += size
         return True
+
+    def _open_read(self, item: Item) -> None:
+        if self._open is NO_OPEN_READS:
+            self._open = {}
+        self._open[item.xid] = (item, self._clock.seconds())
 
     def _next_xid(self) -> int:
         xid = self._xid

@@ -10,7 +10,7 @@ the disk a moment later.
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar, Final, Iterator, Sequence
 
 from twisted.internet.defer import Deferred, fail
 from kestrel.clock import Clock, Timer
@@ -44,6 +44,9 @@ class Segment:
         self.size = size
 
 
+NO_SEGMENTS: Final[tuple[Segment, ...]] = ()
+
+
 def state_size(opens: Sequence[tuple[int, Any]], items: Sequence[Any]) -> int:
     """Bytes `disk.encode_state` produces, computed without encoding anything."""
     addx = records.record_size(records.ADDX)
@@ -71,7 +74,9 @@ class Journal(RetryingSource):
         self.keep = True
         self._directory = directory
         self._files = JournalFiles(directory, name, writer.open_journals)
-        self._segments: list[Segment] = [Segment(0, name)]
+        # A tuple, not a list: it changes only when a file is added or dropped, and a tuple
+        # of one costs a queue 40 bytes less (issue 15).
+        self._segments: tuple[Segment, ...] = (Segment(0, name),)
         self._next_serial = 1
         self._archived = 0
         self._last_timestamp = 0
@@ -116,7 +121,7 @@ class Journal(RetryingSource):
             if filenames:
                 self._schedule(self._files.erase, list(filenames))
             return
-        self._segments = []
+        self._segments = NO_SEGMENTS
         for filename in filenames:
             segment = self._new_segment(filename)
             timestamp = files.rotated_timestamp(self.name, filename)
@@ -193,7 +198,7 @@ class Journal(RetryingSource):
         """Replace every file with one holding just the given state."""
         rotated, pack = self._timestamp(), self._timestamp()
         replaced = self.filenames()[:-1]
-        self._segments = []
+        self._segments = NO_SEGMENTS
         self._archived = 0
         self._new_segment(self.name, state_size(opens, items))
         self._schedule(self._files.rewrite, opens, items, replaced, rotated, pack)
@@ -204,7 +209,7 @@ class Journal(RetryingSource):
         kept = self._segments[len(packed):]
         replacement = Segment(packed[-1].serial, packed[-1].filename, state_size(opens, items))
         self._archived += replacement.size - sum(segment.size for segment in packed)
-        self._segments = [replacement, *kept]
+        self._segments = (replacement, *kept)
         timestamp = files.rotated_timestamp(self.name, replacement.filename)
         replaced = [segment.filename for segment in packed]
         self._schedule(self._files.pack, opens, items, replaced, self._timestamp(), timestamp)
@@ -223,7 +228,7 @@ class Journal(RetryingSource):
         self.stop_reader()
         erased: Deferred = Deferred()
         self._schedule(self._files.erase, self.filenames(), result=erased)
-        self._segments = []
+        self._segments = NO_SEGMENTS
         self._archived = 0
         self._new_segment(self.name)
         return erased
@@ -285,7 +290,7 @@ class Journal(RetryingSource):
     def _new_segment(self, filename: str, size: int = 0) -> Segment:
         segment = Segment(self._next_serial, filename, size)
         self._next_serial += 1
-        self._segments.append(segment)
+        self._segments = (*self._segments, segment)
         return segment
 
     def _segment(self, serial: int) -> Segment:

@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import tracemalloc
+from typing import Any
 
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.task import Clock
@@ -52,7 +53,7 @@ def measure(queues: int, directory: str, traced: bool, keep: bool = False, top: 
                 collection.fetch(name)
         writer.flush()
     gc.collect()
-    result = {"queues": queues, "items_kept": keep, "rss_bytes_per_queue": round((resident_memory(os.getpid()) - rss_before) / queues)}
+    result: dict[str, Any] = {"queues": queues, "items_kept": keep, "rss_bytes_per_queue": round((resident_memory(os.getpid()) - rss_before) / queues)}
     if traced:
         result["traced_bytes_per_queue"] = round(tracemalloc.get_traced_memory()[0] / queues)
         if top:

@@ -871,3 +871,17 @@ def test_graceful_close_keeps_the_open_read_of_an_empty_queue(harness):
     assert dump(harness.journal_bytes()) == "add(6:0:second), remove-tentative(2)"
     harness.queue()  # the restart rolls the read back
     assert dump(harness.journal_bytes()) == "add(6:0:second), remove-tentative(2), unremove(2)"
+
+
+def test_queues_without_open_reads_share_none_and_each_open_read_stays_with_its_queue(harness):
+    # Most of a million queues never have an open read, and hold no dict for them (issue 15).
+    reading, idle = harness.queue("reading"), harness.queue("idle")
+    reading.add(b"a")
+    idle.add(b"b")
+    xid = reading.remove(transaction=True).xid
+    assert (reading.open_xids(), idle.open_xids()) == ([xid], [])
+    assert reading.confirm(xid) and not idle.confirm(xid)
+    restarted = harness.restart(harness.queue("replayed"))
+    restarted.add(b"c")
+    restarted.remove(transaction=True)
+    assert len(harness.restart(restarted).memory()) == 1 and idle.open_transactions == 0
