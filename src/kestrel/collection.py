@@ -12,6 +12,7 @@ A queue may also be given settings at run time, laid over the config file's, and
 
 from __future__ import annotations
 
+import gc
 import heapq
 import os
 import time
@@ -126,11 +127,20 @@ class QueueCollection(Service):
         self._runtime.load()
         self.has_whitelists = self._has_whitelists()
         self._spool = files.list_spool(self.queue_path)
-        for name in list(self._spool):
-            try:
-                self._create(name)
-            except InvalidQueueName:
-                self.log.warn("ignoring journal file with an illegal queue name: {name}", name=name)
+        # The cyclic garbage collector waits until every queue is loaded: loading makes about
+        # ten lasting objects a queue and next to no garbage, and each collection would walk all
+        # those made so far (half of the start of a million queues went to it; issue 15).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for name in list(self._spool):
+                try:
+                    self._create(name)
+                except InvalidQueueName:
+                    self.log.warn("ignoring journal file with an illegal queue name: {name}", name=name)
+        finally:
+            if collecting:
+                gc.enable()
         self._spool = {}
         # Queues given settings or metadata at run time exist, items or not.
         for name in self._runtime.names():

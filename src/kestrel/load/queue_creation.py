@@ -8,8 +8,8 @@ the server's resident memory per queue, its open descriptors at the end and the 
 after any block (`--max-open-journals` caps its open journal files), how long a restart with
 those queues takes and what it then holds, and how long listing them takes: every queue by
 SQS ListQueues pages of 1,000 (boto3), one page of a name prefix, and `kestrel stats PREFIX*`
-(the command line, a process of its own, and the admin call it makes). Issue 15's "a million
-queues" (doc/benchmarks.md):
+(the command line, a process of its own, and the admin call it makes), and how long the
+server takes to stop. Issue 15's "a million queues" (doc/benchmarks.md):
 
     python -m kestrel.load.queue_creation -Q 1000000 --block 1000 --pin --json
 """
@@ -31,6 +31,8 @@ from kestrel.load.process import TWISTD, KestrelProcess, write_config
 from kestrel.load.replay import resident_memory
 
 QUEUE_ITEMS = re.compile(r"queue_q[0-9]+_items")
+# The server's own account of its start: how long loading the queues took.
+LOADED = re.compile(r"loaded [0-9]+ queues \([0-9]+ items\) from .* in ([0-9.]+) s")
 # Listing pages: SQS's largest.
 PAGE = 1000
 # How long the restart of a million queues may take before the tool gives up on it.
@@ -147,10 +149,14 @@ def run(
     )
     rss_after, descriptors = resident_memory(pid), open_descriptors(pid)
     listing = listing_figures(server, queues)
+    began = time.monotonic()
     server.stop(RESTART_TIMEOUT)
+    stop_seconds = time.monotonic() - began
+    server.log_lines.clear()
     began = time.monotonic()
     server.start(RESTART_TIMEOUT)
     restart_seconds = time.monotonic() - began
+    loaded = LOADED.search(server.log())
     rss_restarted = resident_memory(server.process.pid)
     stats = server.client().stats()
     server.stop(RESTART_TIMEOUT)
@@ -172,7 +178,9 @@ def run(
         "open_descriptors": descriptors,
         "most_open_descriptors": max(most_descriptors),
         **listing,
+        "stop_seconds": round(stop_seconds, 2),
         "restart_seconds": round(restart_seconds, 2),
+        "restart_load_seconds": float(loaded[1]) if loaded else None,
         "rss_mb_after_restart": round(rss_restarted / 2**20, 1),
         # Above stats_queue_limit, `stats` lists no queue and counts them as left out.
         "queues_after_restart": sum(1 for key in stats if QUEUE_ITEMS.fullmatch(key)) + int(stats.get("queues_omitted", 0)),

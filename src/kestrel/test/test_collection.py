@@ -1,5 +1,6 @@
 """QueueCollection (doc/compatibility.md §3.1, §3.3, §3.4, §5): names, loading, deletion, fanout, aliases, sweeps, reload."""
 
+import gc
 import os
 
 import pytest
@@ -8,6 +9,7 @@ from twisted.python.failure import Failure
 
 from kestrel.collection import InvalidQueueName, QueueCollection
 from kestrel.config import QueueConfig, ServerConfig
+from kestrel.journal import files
 from kestrel.journal.disk import JournalFiles
 from kestrel.journal.writer import WRITE_RETRY_INTERVAL, JournalWriter
 from kestrel.queue import QueueUnavailable
@@ -91,6 +93,29 @@ def test_queues_are_loaded_from_their_journals_after_a_restart(harness):
     assert (collection.totals().bytes, collection.totals().items) == (14, 3)
     assert data_of(collection.fetch("ducklings")) == b"huey"
     assert (collection.totals().bytes, collection.totals().items) == (10, 2)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_garbage_collector_waits_while_queues_load_and_is_left_as_it_was(harness, monkeypatch, enabled):
+    # Each collection during a load walks every queue loaded so far (issue 15).
+    collection = collection_on(harness)
+    for name in ("a", "b"):
+        collection.add(name, b"x")
+    collection.close()
+    harness.settle()
+    read_records, collecting = files.read_records, []
+
+    def spy(*args):
+        collecting.append(gc.isenabled())
+        return read_records(*args)
+
+    monkeypatch.setattr(files, "read_records", spy)
+    (gc.enable if enabled else gc.disable)()
+    try:
+        collection_on(harness)
+        assert collecting == [False, False] and gc.isenabled() == enabled
+    finally:
+        gc.enable()
 
 
 def test_a_start_logs_one_line_for_the_queues_it_loads(harness, captured_logs):
