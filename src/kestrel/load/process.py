@@ -158,8 +158,8 @@ class KestrelProcess:
         self.stop()
         return self.start()
 
-    def client(self) -> "RawClient":
-        return RawClient(self.memcache_port)
+    def client(self, timeout: float = 10.0) -> "RawClient":
+        return RawClient(self.memcache_port, timeout)
 
     def text_client(self) -> "TextClient":
         return TextClient(self.text_port)

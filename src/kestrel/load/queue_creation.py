@@ -35,8 +35,9 @@ QUEUE_ITEMS = re.compile(r"queue_q[0-9]+_items")
 LOADED = re.compile(r"loaded [0-9]+ queues \([0-9]+ items\) from .* in ([0-9.]+) s")
 # Listing pages: SQS's largest.
 PAGE = 1000
-# How long the restart of a million queues may take before the tool gives up on it.
+# How long the restart of a million queues, or a block of sets, may take before the tool gives up.
 RESTART_TIMEOUT = 600.0
+BLOCK_TIMEOUT = 120.0
 # The prefix listed by `stats` and by one ListQueues page: q12345 and q123450 to q123459, and so on.
 PREFIX = "q12345"
 
@@ -48,7 +49,7 @@ def create_queues(
     Seconds taken by each block of `block` new queues, one write of pipelined sets per block;
     `after_block` is called once each block is STORED.
     """
-    client = server.client()
+    client = server.client(BLOCK_TIMEOUT)
     seconds = []
     for first in range(0, queues, block):
         names = range(first, min(first + block, queues))
@@ -141,25 +142,28 @@ def run(
         os.sched_setaffinity(0, {1})
         command = ["taskset", "-c", "0", TWISTD, "-n", "--pidfile=", "kestrel", "-c", str(config)]
     server = KestrelProcess(directory, config, command=command).start()
-    pid = server.process.pid
-    rss_before = resident_memory(pid)
-    most_descriptors = [open_descriptors(pid)]
-    seconds = create_queues(
-        server, queues, block, b"x" * item_size, lambda: most_descriptors.append(open_descriptors(pid)),
-    )
-    rss_after, descriptors = resident_memory(pid), open_descriptors(pid)
-    listing = listing_figures(server, queues)
-    began = time.monotonic()
-    server.stop(RESTART_TIMEOUT)
-    stop_seconds = time.monotonic() - began
-    server.log_lines.clear()
-    began = time.monotonic()
-    server.start(RESTART_TIMEOUT)
-    restart_seconds = time.monotonic() - began
-    loaded = LOADED.search(server.log())
-    rss_restarted = resident_memory(server.process.pid)
-    stats = server.client().stats()
-    server.stop(RESTART_TIMEOUT)
+    try:
+        pid = server.process.pid
+        rss_before = resident_memory(pid)
+        most_descriptors = [open_descriptors(pid)]
+        seconds = create_queues(
+            server, queues, block, b"x" * item_size, lambda: most_descriptors.append(open_descriptors(pid)),
+        )
+        rss_after, descriptors = resident_memory(pid), open_descriptors(pid)
+        listing = listing_figures(server, queues)
+        began = time.monotonic()
+        server.stop(RESTART_TIMEOUT)
+        stop_seconds = time.monotonic() - began
+        server.log_lines.clear()
+        began = time.monotonic()
+        server.start(RESTART_TIMEOUT)
+        restart_seconds = time.monotonic() - began
+        loaded = LOADED.search(server.log())
+        rss_restarted = resident_memory(server.process.pid)
+        stats = server.client().stats()
+    finally:
+        # Also when a step fails: a server left running would keep the spool from being removed.
+        server.stop(RESTART_TIMEOUT)
     first_rate, last_rate = window_rate(seconds, block, window, False), window_rate(seconds, block, window, True)
     return {
         "queues": queues,
