@@ -15,7 +15,7 @@ queues would otherwise hold one descriptor per queue that was ever written).
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 from kestrel.journal import files, records
 
@@ -56,9 +56,16 @@ def write_all(fd: int, data: bytes | bytearray) -> None:
         view = view[os.write(fd, view):]
 
 
+class OpenFile(Protocol):
+    """What holds a file open under the cap: a queue's journal (`JournalFiles`) or its history (`kestrel.history`)."""
+
+    def release(self) -> None:
+        """Close the file until it is next written."""
+
+
 class OpenJournals:
     """
-    The journal files the writer thread holds open, least recently written first, never more
+    The journal (and history) files the writer thread holds open, least recently written first, never more
     than `cap`: opening one more closes the least recently written first. `close_idle`, run
     every idle period, closes those not written since the run before. Writer thread only.
     """
@@ -69,7 +76,7 @@ class OpenJournals:
         self.cap = cap
         # Insertion order is the order of last writes; the value says whether the file was
         # written since the last `close_idle`.
-        self._files: dict[JournalFiles, bool] = {}
+        self._files: dict[OpenFile, bool] = {}
 
     def __len__(self) -> int:
         return len(self._files)
@@ -79,11 +86,11 @@ class OpenJournals:
         while len(self._files) >= self.cap:
             next(iter(self._files)).release()
 
-    def written(self, journal: JournalFiles) -> None:
+    def written(self, journal: OpenFile) -> None:
         self._files.pop(journal, None)
         self._files[journal] = True
 
-    def closed(self, journal: JournalFiles) -> None:
+    def closed(self, journal: OpenFile) -> None:
         self._files.pop(journal, None)
 
     def close_idle(self) -> int:

@@ -1,0 +1,255 @@
+"""
+The blocking half of one queue's history: its segment files, written, read and removed.
+
+A queue's history lives in `<spool>/.history/<queue>/`, one file per segment, named by the
+time of its first add (epoch ms). The spool listing passes directories and dot names by, and
+Kestrel 2.4 never looks there. Only the journal writer thread calls into this module once the
+server runs, in the order the reactor side (`kestrel.history.log`) queued the calls, so a read
+sees every write queued before it. Like a journal's file, the file written last is held open
+until it is idle or the server's cap on open files needs its descriptor (`OpenJournals`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from bisect import bisect_right
+from collections import Counter, deque
+from typing import Iterator, NamedTuple, Sequence
+
+from kestrel.history import HistoryEntry
+from kestrel.history import records
+from kestrel.history.cursor import Position
+from kestrel.journal.disk import OpenJournals, write_all
+
+READ_CHUNK = 1 << 20
+HISTORY_FOLDER = ".history"
+
+
+class SegmentFile(NamedTuple):
+    name: int  # epoch ms of its first add
+    size: int
+    modified_ms: int
+
+
+def history_directory(spool: str, queue: str) -> str:
+    return os.path.join(spool, HISTORY_FOLDER, queue)
+
+
+def retained_queues(spool: str) -> list[str]:
+    """The queues that have a history folder in the spool (a spool without histories is not listed)."""
+    folder = os.path.join(spool, HISTORY_FOLDER)
+    if not os.path.isdir(folder):
+        return []
+    with os.scandir(folder) as entries:
+        return [entry.name for entry in entries if entry.is_dir()]
+
+
+def list_segments(directory: str) -> list[SegmentFile]:
+    """The segments of a history folder, oldest first; other names are passed by."""
+    found = []
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.isascii() and entry.name.isdigit() and entry.is_file():
+                    status = entry.stat()
+                    found.append(SegmentFile(int(entry.name), status.st_size, int(status.st_mtime * 1000)))
+    except FileNotFoundError:
+        return []
+    return sorted(found)
+
+
+def scan(path: str, offset: int, end: int | None = None) -> Iterator[tuple[records.Record, int, int]]:
+    """
+    The records of a segment file from `offset` (up to `end`): each with where it starts and
+    ends. It stops at a torn or damaged tail, and at a file that is gone.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.lseek(fd, offset, os.SEEK_SET)
+        buffer = b""
+        position = 0  # in buffer; buffer[0] is at file offset `offset`
+        while end is None or offset + position < end:
+            try:
+                record, after = records.decode(buffer, position)
+            except records.IncompleteRecord:
+                chunk = os.read(fd, READ_CHUNK)
+                if not chunk:
+                    return
+                offset += position
+                buffer = buffer[position:] + chunk
+                position = 0
+                continue
+            except records.BrokenRecord:
+                return
+            yield record, offset + position, offset + after
+            position = after
+    finally:
+        os.close(fd)
+
+
+class HistoryFiles:
+    """One queue's history folder, on the writer thread. It holds at most one file open: the one written last."""
+
+    def __init__(self, directory: str, open_journals: OpenJournals):
+        self.directory = directory
+        self._open_journals = open_journals
+        self._fd: int | None = None
+        self._segment = 0
+
+    def path(self, segment: int) -> str:
+        return os.path.join(self.directory, str(segment))
+
+    def write(self, segment: int, data: bytes | bytearray) -> None:
+        """Append whole records to a segment; a write that fails is cut back off."""
+        if self._fd is None or self._segment != segment:
+            self.release()
+            self._open_journals.make_room()
+            os.makedirs(self.directory, exist_ok=True)
+            self._fd = os.open(self.path(segment), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._segment = segment
+        self._open_journals.written(self)
+        size = os.fstat(self._fd).st_size
+        try:
+            write_all(self._fd, data)
+        except OSError:
+            os.ftruncate(self._fd, size)
+            raise
+
+    def cut_torn_tail(self, segment: int) -> int:
+        """
+        Before a segment found at start is written again: cut off what a crash left half
+        written at its end, so that new records do not follow a torn one. Returns the bytes cut.
+        """
+        path = self.path(segment)
+        good = 0
+        for _, _, good in scan(path, 0):
+            pass
+        try:
+            size = os.path.getsize(path)
+        except FileNotFoundError:
+            return 0
+        if size > good:
+            os.truncate(path, good)
+        return size - good
+
+    def release(self) -> None:
+        """Close the open file, as idle or to make room under the cap (history is not fsynced)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            self._open_journals.closed(self)
+            os.close(fd)
+
+    def remove(self, segments: Sequence[int]) -> None:
+        """Drop segments past retention."""
+        for segment in segments:
+            if segment == self._segment:
+                self.release()
+            try:
+                os.unlink(self.path(segment))
+            except FileNotFoundError:
+                pass
+
+    def erase(self) -> None:
+        self.release()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def read_page(
+        self, names: Sequence[int], start: Position, since: int, until: int | None, stop: Position | None,
+        limit: int, budget: int,
+    ) -> tuple[list[HistoryEntry], Position | None]:
+        """
+        The entries added in [since, until) from `start` (a segment among `names`, the
+        segments as they stand when this runs), at most `limit` of them and, beyond the first,
+        no more than `budget` bytes of data; never past `stop`. Returns them and where the
+        next page starts, None at the end of the window. Each segment that gives entries is
+        read to its end, where the records of their leaving are.
+        """
+        page = PageBuilder(since, until, limit, budget)
+        index = names.index(start.segment)
+        offset = start.offset
+        for index in range(index, len(names)):
+            segment = names[index]
+            end = None
+            if stop is not None:
+                if segment > stop.segment or (segment == stop.segment and stop.offset == 0):
+                    break
+                if segment == stop.segment:
+                    end = stop.offset
+            if until is not None and segment >= until:
+                break
+            page.read_segment(segment, scan(self.path(segment), offset, end))
+            offset = 0
+            if page.full or page.ended:
+                break
+        next_position = page.next_position
+        if next_position is None and page.full and not page.ended and index + 1 < len(names):
+            segment = names[index + 1]
+            if (until is None or segment < until) and (stop is None or (segment, 0) < stop):
+                next_position = Position(segment, 0)
+        return page.entries(), next_position
+
+
+class PageBuilder:
+    """The entries of one page as its segments are read, and their leaving matched to them."""
+
+    def __init__(self, since: int, until: int | None, limit: int, budget: int):
+        self._since = since
+        self._until = until
+        self._limit = limit
+        self._budget = budget
+        self._found: list[list] = []  # [added, consumed, outcome, data]
+        self._bytes = 0
+        self.full = False  # the page has its entries: no more are taken
+        self.ended = False  # an add at or after `until` was met: the window ends there
+        self.next_position: Position | None = None
+
+    def read_segment(self, segment: int, segment_records: Iterator[tuple[records.Record, int, int]]) -> None:
+        # The entries of this segment not matched yet, by key, oldest first: the records of
+        # their leaving are in the same segment, after them.
+        unmatched: dict[records.Key, deque[list]] = {}
+        for record, start, _ in segment_records:
+            if isinstance(record, records.Added):
+                self._added(record, segment, start, unmatched)
+            elif isinstance(record, records.Left):
+                waiting = unmatched.get(record.key)
+                if waiting:
+                    entry = waiting.popleft()
+                    entry[1], entry[2] = record.left, records.OUTCOMES[record.outcome]
+            else:
+                self._flushed(record, unmatched)
+
+    def _added(self, record: records.Added, segment: int, start: int, unmatched: dict) -> None:
+        if record.added < self._since:
+            return
+        if self.ended or (self._until is not None and record.added >= self._until):
+            self.ended = True  # adds are in time order: the window ends here
+            return
+        if self.full:
+            if self.next_position is None:
+                self.next_position = Position(segment, start)
+            return
+        if self._found and (len(self._found) >= self._limit or self._bytes >= self._budget):
+            self.full = True
+            self.next_position = Position(segment, start)
+            return
+        entry = [record.added, None, None, record.data]
+        self._found.append(entry)
+        self._bytes += len(record.data)
+        unmatched.setdefault(record.key, deque()).append(entry)
+
+    @staticmethod
+    def _flushed(record: records.Flushed, unmatched: dict[records.Key, deque[list]]) -> None:
+        # The reads open at the flush were the oldest of their items: those stay.
+        still_open = Counter(record.open_reads)
+        for key, waiting in unmatched.items():
+            kept = still_open[key]
+            while len(waiting) > kept:
+                entry = waiting.pop()
+                entry[1], entry[2] = record.at, records.OUTCOMES[records.FLUSHED_OUT]
+
+    def entries(self) -> list[HistoryEntry]:
+        return [HistoryEntry(added, consumed, outcome, data) for added, consumed, outcome, data in self._found]
