@@ -53,9 +53,10 @@ class History(RetryingSource):
         self.retained_bytes = sum(self._sizes.values())
         # Segments found at start: a crash may have torn their tails, cut before they are written again.
         self._unchecked: set[int] = set(self._names)
-        # The newest add written since start, and whether it is the newest of the newest
-        # segment; until then, that segment's newest add is taken as its file's last change.
-        self._last_add = 0
+        # The newest add (at least: the newest segment's first, until one is written), and
+        # whether it is known to be the newest of the newest segment; until then, that
+        # segment's newest add is taken as its file's last change.
+        self._last_add = self._names[-1] if self._names else 0
         self._last_add_known = False
         self._found_modified_ms = found[-1].modified_ms if found else 0
         # The newest add of each segment this run has closed; of the others, the next one's
@@ -83,8 +84,7 @@ class History(RetryingSource):
         added = max(self._now_ms(), self._last_add)
         names = self._names
         if not names or (
-            added > self._last_add
-            and (not self._last_add_known or added - names[-1] >= SEGMENT_SPAN_MS or self._sizes[names[-1]] >= SEGMENT_BYTES)
+            added > self._last_add and (added - names[-1] >= SEGMENT_SPAN_MS or self._sizes[names[-1]] >= SEGMENT_BYTES)
         ):
             if names and self._last_add_known:
                 self._newest[names[-1]] = self._last_add

@@ -229,8 +229,6 @@ class PageBuilder:
             self.ended = True  # adds are in time order: the window ends here
             return
         if self.full:
-            if self.next_position is None:
-                self.next_position = Position(segment, start)
             return
         if self._found and (len(self._found) >= self._limit or self._bytes >= self._budget):
             self.full = True

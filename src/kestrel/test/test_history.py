@@ -165,6 +165,32 @@ def test_pages_give_every_item_once_across_segments(harness):
         assert [entry.outcome for entry in entries[:9]] == ["read"] * 9
 
 
+def test_a_segment_rolls_at_its_size_but_never_within_one_millisecond(harness, monkeypatch):
+    from kestrel.history import log
+
+    monkeypatch.setattr(log, "SEGMENT_BYTES", 100)
+    kestrel = retaining(harness)
+    start = now_ms(harness)
+    for index in range(3):
+        kestrel.add("q", numbered(index, 80))
+    harness.clock.advance(0.001)
+    kestrel.add("q", numbered(3, 80))
+    harness.settle()
+    assert segments(harness) == [str(start), str(start + 1)]
+    assert [number_of(entry.data) for entry in page(kestrel, since=start).entries] == [0, 1, 2, 3]
+    assert [number_of(entry.data) for entry in page(kestrel, since=start, until=start + 1).entries] == [0, 1, 2]
+
+
+def test_adds_keep_their_order_when_the_clock_steps_back(harness):
+    kestrel = retaining(harness)
+    start = now_ms(harness)
+    kestrel.add("q", b"one")
+    harness.clock.advance(-5)
+    kestrel.add("q", b"two")
+    assert [(entry.data, entry.added) for entry in page(kestrel, since=start).entries] == [
+        (b"one", start), (b"two", start)]
+
+
 def test_a_page_stops_at_its_byte_budget(harness, monkeypatch):
     from kestrel.history import log
 
@@ -460,6 +486,17 @@ def test_rewind_reads_up_to_where_it_started_while_the_queue_goes_on(harness):
     runner.run_all()
     assert rewound == [2]
     assert drain(kestrel.queue("q")) == [b"two", b"after", b"one", b"two"]
+
+
+def test_a_rewind_of_many_pages_reads_up_to_where_it_started(harness, monkeypatch):
+    from kestrel.history import rewind
+
+    monkeypatch.setattr(rewind, "MAX_PAGE_ENTRIES", 2)
+    kestrel = retaining(harness, max_items=50)
+    for index in range(5):
+        kestrel.add("q", numbered(index))
+    assert fired(kestrel.rewind("q", 0)) == [5]
+    assert [number_of(data) for data in drain(kestrel.queue("q"))] == [0, 1, 2, 3, 4] * 2
 
 
 def test_rewind_stops_at_a_full_queue_and_says_how_many_it_added(harness, captured_logs):
