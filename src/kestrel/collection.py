@@ -84,6 +84,9 @@ class QueueCollection(Service):
         self._erasing: dict[str, Journal] = {}
         # The same for histories (kestrel.history).
         self._erasing_histories: dict[str, History] = {}
+        # The queues with a history folder at start, until each has its History: a queue
+        # made later has none, so its History lists nothing.
+        self._history_folders: set[str] = set()
         self._sweeper: TimerService | None = None
         self._runtime = RuntimeSettings(config.queue_path, writer, clock)
         # Whether any queue has a client-id whitelist: the request path looks no further when none does.
@@ -130,6 +133,7 @@ class QueueCollection(Service):
         self._runtime.load()
         self.has_whitelists = self._has_whitelists()
         self._spool = files.list_spool(self.queue_path)
+        self._history_folders = set(retained_queues(self.queue_path))
         for name in list(self._spool):
             try:
                 self._create(name)
@@ -153,7 +157,7 @@ class QueueCollection(Service):
         A queue with a history and `retain` set exists, even without journal files; the
         history of a queue without `retain` (any more) is erased.
         """
-        for name in retained_queues(self.queue_path):
+        for name in sorted(self._history_folders):
             queue = self._queues.get(name)
             if queue is None and self.queue_config(name).retain is not None:
                 try:
@@ -163,6 +167,7 @@ class QueueCollection(Service):
             if queue is None or queue.history is None:
                 self.log.info("erasing the history of {queue}: it has no retain set", queue=name)
                 shutil.rmtree(history_directory(self.queue_path, name), ignore_errors=True)
+        self._history_folders = set()
 
     def close(self, rewrite_empty: bool = False) -> None:
         for queue in self._queues.values():
@@ -269,7 +274,10 @@ class QueueCollection(Service):
         else:
             history = self._erasing_histories.pop(queue.name, None)
             if history is None:
-                history = History(self.queue_path, queue.name, self._writer, self._clock, retain)
+                history = History(
+                    self.queue_path, queue.name, self._writer, self._clock, retain,
+                    has_files=queue.name in self._history_folders,
+                )
             else:
                 # Its writes are queued behind its erase.
                 history.set_retain(retain)

@@ -37,17 +37,18 @@ SWEEP_MAX_SECONDS: Final = 60.0
 class History(RetryingSource):
     """
     The history of queue `name`, kept for `retain` seconds after each add. Its files are
-    listed once, when it is made (a queue with `retain` set, at start or when configured).
+    listed once, when it is made, if it `has_files` (found at start): a history made later
+    starts empty, and making it touches no disk.
     """
 
     log = Logger()
 
-    def __init__(self, spool: str, name: str, writer: JournalWriter, clock: Clock, retain: float):
+    def __init__(self, spool: str, name: str, writer: JournalWriter, clock: Clock, retain: float, has_files: bool = True):
         super().__init__(writer, clock)
         self.name = name
         self.retain_ms = int(retain * 1000)
         self._files = HistoryFiles(history_directory(spool, name), writer.open_journals)
-        found = list_segments(self._files.directory)
+        found = list_segments(self._files.directory) if has_files else []
         self._names: list[int] = [segment.name for segment in found]
         self._sizes: dict[int, int] = {segment.name: segment.size for segment in found}
         self.retained_bytes = sum(self._sizes.values())

@@ -383,6 +383,19 @@ def test_retain_turned_off_erases_the_history_and_turned_on_starts_one(harness):
     assert not os.path.exists(history_directory(harness.directory, "q"))
 
 
+def test_retain_given_at_run_time_and_a_new_queue_lists_no_folder(harness, monkeypatch):
+    kestrel = collection_on(harness)
+    listed = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: listed.append(path) or real_scandir(path))
+    fired(kestrel.configure("q", {"retain": "1h"}))
+    kestrel.add("q", b"one")
+    assert [entry.data for entry in page(kestrel).entries] == [b"one"]
+    assert listed == []
+    kestrel = restart_collection(harness, kestrel)  # the runtime setting is kept
+    assert [entry.data for entry in page(kestrel).entries] == [b"one"]
+
+
 def test_a_queue_with_a_history_and_no_journal_comes_back_at_start(harness):
     kestrel = retaining(harness, keep_journal=False)
     kestrel.add("q", b"one")
