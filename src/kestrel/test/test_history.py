@@ -404,13 +404,19 @@ def test_a_queue_with_a_history_and_no_journal_comes_back_at_start(harness):
     assert [entry.data for entry in page(kestrel).entries] == [b"one"]
 
 
-def test_a_deleted_queue_loses_its_history_even_when_made_again_at_once(harness):
+def retaining_on_held_writes(harness):
+    """A retaining collection whose writer's batches run only when the test says (RecordingRunner)."""
     runner = RecordingRunner()
     writer = JournalWriter(harness.clock, runner=runner)
     writer.startService()
     harness.writer = writer
     kestrel = retaining(harness)
     runner.run_all()
+    return kestrel, writer, runner
+
+
+def test_a_deleted_queue_loses_its_history_even_when_made_again_at_once(harness):
+    kestrel, writer, runner = retaining_on_held_writes(harness)
     kestrel.add("q", b"old")
     writer.flush()
     runner.run_all()
@@ -485,12 +491,7 @@ def test_rewind_adds_each_item_of_the_window_once_in_order_as_new_items(harness)
 
 
 def test_rewind_reads_up_to_where_it_started_while_the_queue_goes_on(harness):
-    runner = RecordingRunner()
-    writer = JournalWriter(harness.clock, runner=runner)
-    writer.startService()
-    harness.writer = writer
-    kestrel = retaining(harness)
-    runner.run_all()
+    kestrel, writer, runner = retaining_on_held_writes(harness)
     kestrel.add("q", b"one")
     kestrel.add("q", b"two")
     rewound = fired(kestrel.rewind("q", 0))
