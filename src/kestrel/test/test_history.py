@@ -442,6 +442,24 @@ def test_history_files_count_against_the_cap_on_open_files(harness):
     assert [entry.data for entry in page(kestrel, "a").entries] == [b"x"]
 
 
+def test_history_files_close_when_idle(harness):
+    from twisted.internet.defer import maybeDeferred
+
+    writer = JournalWriter(harness.clock, runner=maybeDeferred, idle_journal_seconds=10.0)
+    writer.startService()
+    harness.writer = writer
+    kestrel = retaining(harness)
+    kestrel.add("q", b"x")
+    writer.flush()
+    assert len(writer.open_journals) == 2  # the journal's file and the history's
+    for _ in range(4):  # a sweep finds them written since the last, a later one closes them
+        harness.clock.advance(10)
+    assert len(writer.open_journals) == 0
+    kestrel.fetch("q")
+    writer.flush()
+    assert [entry.outcome for entry in page(kestrel).entries] == ["read"]
+
+
 # Moves between queues
 
 
