@@ -635,11 +635,6 @@ class PersistentQueue:
         self.total_flushes += 1
         self._upkeep.after_change(self)
 
-    def _flushed_to_history(self, history: History) -> None:
-        open_reads = [history_records.key_of(item.data, item.add_time) for item, _ in self._open.values()]
-        oldest = min(item.add_time for item in self._memory) if self._memory else None
-        history.flushed(open_reads, oldest)
-
     # History
 
     def _left(self, item: Item, outcome: int) -> None:
@@ -647,6 +642,12 @@ class PersistentQueue:
         history = self.history
         if history is not None:
             history.left(item.data, item.add_time, outcome)
+
+    def _flushed_to_history(self, history: History) -> None:
+        """A flush, before it: which reads stay open, and the oldest add time it removes from memory."""
+        open_reads = [history_records.key_of(item.data, item.add_time) for item, _ in self._open.values()]
+        oldest = min(item.add_time for item in self._memory) if self._memory else None
+        history.flushed(open_reads, oldest)
 
     # Closing
 
