@@ -123,6 +123,16 @@ def test_expiry_flush_and_open_reads(harness):
     ]
 
 
+def test_a_flush_of_a_queue_reading_behind_flushes_what_waits_on_disk(harness):
+    kestrel = retaining(harness, max_memory_size=256)
+    for index in range(6):
+        kestrel.add("q", numbered(index))
+        harness.clock.advance(40)  # across segments
+    assert kestrel.queue("q").reading_behind
+    kestrel.flush("q")
+    assert [entry.outcome for entry in page(kestrel).entries] == ["flushed"] * 6
+
+
 def test_identical_items_added_in_one_millisecond_are_matched_in_order(harness):
     kestrel = retaining(harness)
     for _ in range(3):
