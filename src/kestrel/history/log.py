@@ -6,12 +6,13 @@ each record goes. Every change is queued, in order, for the writer thread
 An item's ADDED record goes to the newest segment; a new one starts at the first add 60 s
 of add time after the newest segment's first, or once it holds 16 MB (never within one
 millisecond: each millisecond's adds are in one segment). The LEFT record of an item goes to
-the segment of its add time, after its ADDED, so a read finds both in the segments it reads.
+the segment of its add time (`segments.filed_under`), after its ADDED, so a read finds both
+in the segments it reads; for an item that came with an older add time (a dead letter), a
+read looks in that earlier segment too.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from typing import Final, Sequence
 
 from twisted.internet.defer import Deferred, succeed
@@ -20,7 +21,7 @@ from twisted.logger import Logger
 from kestrel.clock import Clock, Timer
 from kestrel.history import BadCursor, HistoryEntry, HistoryPage, cursor, records
 from kestrel.history.cursor import Position
-from kestrel.history.segments import HistoryFiles, history_directory, list_segments
+from kestrel.history.segments import HistoryFiles, filed_under, history_directory, list_segments, segment_index
 from kestrel.journal.journal import failing_softly
 from kestrel.journal.writer import JournalWriter, Operation, RetryingSource
 
@@ -97,7 +98,7 @@ class History(RetryingSource):
 
     def left(self, data: bytes, add_time: int, outcome: int) -> None:
         """An item left the queue now: read (and confirmed), expired, discarded or dead-lettered."""
-        segment = self._segment_of(add_time)
+        segment = filed_under(self._names, add_time)
         if segment is not None:
             self._append(segment, records.encode_left(self._now_ms(), outcome, records.key_of(data, add_time)))
 
@@ -107,7 +108,7 @@ class History(RetryingSource):
         add of a flushed item gets the record: those from the one of the oldest add time in
         memory on (None: from the first).
         """
-        first = 0 if oldest_add_time is None else max(0, bisect_right(self._names, oldest_add_time) - 1)
+        first = 0 if oldest_add_time is None else segment_index(self._names, oldest_add_time)
         record = records.encode_flushed(self._now_ms(), list(open_reads))
         for segment in self._names[first:]:
             self._append(segment, record)
@@ -140,10 +141,6 @@ class History(RetryingSource):
     def take_operations(self) -> list[Operation]:
         self._pending = {}
         return super().take_operations()
-
-    def _segment_of(self, add_time: int) -> int | None:
-        index = bisect_right(self._names, add_time) - 1
-        return self._names[index] if index >= 0 else None
 
     # Reads
 
@@ -180,8 +177,7 @@ class History(RetryingSource):
         """Where a read of the adds from `since` on starts: the segment that holds `since`, or the oldest."""
         if not self._names:
             return None
-        index = max(0, bisect_right(self._names, since) - 1)
-        return Position(self._names[index], 0)
+        return Position(self._names[segment_index(self._names, since)], 0)
 
     def _resume(self, position: Position) -> Position | None:
         if not self._names:

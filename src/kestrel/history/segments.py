@@ -24,6 +24,9 @@ from kestrel.journal.disk import OpenJournals, write_all
 
 READ_CHUNK = 1 << 20
 HISTORY_FOLDER = ".history"
+# A page looks for the leaves of items that came with an older add time (dead letters) in at
+# most this many other segments: each is read whole.
+MOVED_IN_SEGMENTS = 4
 
 
 class SegmentFile(NamedTuple):
@@ -57,6 +60,20 @@ def list_segments(directory: str) -> list[SegmentFile]:
     except FileNotFoundError:
         return []
     return sorted(found)
+
+
+def segment_index(names: Sequence[int], time: int) -> int:
+    """The index among `names` (not empty) of the segment that `time` falls in, or of the oldest."""
+    return max(0, bisect_right(names, time) - 1)
+
+
+def filed_under(names: Sequence[int], add_time: int) -> int | None:
+    """
+    The segment among `names` where the leave of an item with this add time is written: the
+    one its add time falls in (where its add is, unless it came with an older add time), or
+    the oldest.
+    """
+    return names[segment_index(names, add_time)] if names else None
 
 
 def scan(path: str, offset: int, end: int | None = None) -> Iterator[tuple[records.Record, int, int]]:
@@ -168,7 +185,7 @@ class HistoryFiles:
         next page starts, None at the end of the window. Each segment that gives entries is
         read to its end, where the records of their leaving are.
         """
-        page = PageBuilder(since, until, limit, budget)
+        page = PageBuilder(names, since, until, limit, budget)
         index = names.index(start.segment)
         offset = start.offset
         for index in range(index, len(names)):
@@ -185,6 +202,9 @@ class HistoryFiles:
             offset = 0
             if page.full or page.ended:
                 break
+        moved_in = page.moved_in()
+        for segment in sorted(moved_in)[:MOVED_IN_SEGMENTS]:
+            page.match_moved_in(moved_in[segment], scan(self.path(segment), 0))
         next_position = page.next_position
         if next_position is None and page.full and not page.ended and index + 1 < len(names):
             segment = names[index + 1]
@@ -196,12 +216,13 @@ class HistoryFiles:
 class PageBuilder:
     """The entries of one page as its segments are read, and their leaving matched to them."""
 
-    def __init__(self, since: int, until: int | None, limit: int, budget: int):
+    def __init__(self, names: Sequence[int], since: int, until: int | None, limit: int, budget: int):
+        self._names = names
         self._since = since
         self._until = until
         self._limit = limit
         self._budget = budget
-        self._found: list[list] = []  # [added, consumed, outcome, data]
+        self._found: list[list] = []  # [added, consumed, outcome, data, key, segment]
         self._bytes = 0
         self.full = False  # the page has its entries: no more are taken
         self.ended = False  # an add at or after `until` was met: the window ends there
@@ -234,10 +255,16 @@ class PageBuilder:
             self.full = True
             self.next_position = Position(segment, start)
             return
-        entry = [record.added, None, None, record.data]
+        key = record.key
+        entry = [record.added, None, None, record.data, key, segment]
         self._found.append(entry)
         self._bytes += len(record.data)
-        unmatched.setdefault(record.key, deque()).append(entry)
+        if self._filed_here(record.add_time, segment):
+            unmatched.setdefault(key, deque()).append(entry)
+
+    def _filed_here(self, add_time: int, segment: int) -> bool:
+        """Whether the leave of an item added in `segment` is filed there too (see `filed_under`)."""
+        return add_time >= segment or segment == self._names[0]
 
     @staticmethod
     def _flushed(record: records.Flushed, unmatched: dict[records.Key, deque[list]]) -> None:
@@ -249,5 +276,40 @@ class PageBuilder:
                 entry = waiting.pop()
                 entry[1], entry[2] = record.at, records.OUTCOMES[records.FLUSHED_OUT]
 
+    def moved_in(self) -> dict[int, list[list]]:
+        """
+        The entries whose leave is filed under an earlier segment, as they came with an add
+        time older than their segment (a dead letter keeps its first add time), by that segment.
+        """
+        elsewhere: dict[int, list[list]] = {}
+        for entry in self._found:
+            add_time, segment = entry[4][0], entry[5]
+            if not self._filed_here(add_time, segment):
+                elsewhere.setdefault(segment_index(self._names, add_time), []).append(entry)
+        return {self._names[index]: entries for index, entries in elsewhere.items()}
+
+    @staticmethod
+    def match_moved_in(moved: list[list], segment_records: Iterator[tuple[records.Record, int, int]]) -> None:
+        """
+        Match leaves in another segment to entries that came with an older add time: there,
+        file order says nothing about them, so a leave (or flush) counts for the earliest
+        entry with its key that was added before it and not matched yet.
+        """
+        by_key: dict[records.Key, list[list]] = {}
+        for entry in moved:
+            by_key.setdefault(entry[4], []).append(entry)
+        for record, _, _ in segment_records:
+            if isinstance(record, records.Left):
+                for entry in by_key.get(record.key, ()):
+                    if entry[1] is None and entry[0] <= record.left:
+                        entry[1], entry[2] = record.left, records.OUTCOMES[record.outcome]
+                        break
+            elif isinstance(record, records.Flushed):
+                still_open = Counter(record.open_reads)
+                for key, entries in by_key.items():
+                    waiting = [entry for entry in entries if entry[1] is None and entry[0] <= record.at]
+                    for entry in waiting[still_open[key]:]:
+                        entry[1], entry[2] = record.at, records.OUTCOMES[records.FLUSHED_OUT]
+
     def entries(self) -> list[HistoryEntry]:
-        return [HistoryEntry(added, consumed, outcome, data) for added, consumed, outcome, data in self._found]
+        return [HistoryEntry(added, consumed, outcome, data) for added, consumed, outcome, data, _, _ in self._found]

@@ -493,8 +493,46 @@ def test_expired_and_dead_lettered_items_leave_their_queue_and_join_the_next(har
     for target, data in (("ready", b"late"), ("dead", b"poison")):
         assert [(entry.data, entry.added, entry.outcome) for entry in page(kestrel, target).entries] == [
             (data, moved_at, None)]
+    harness.clock.advance(1)
     assert kestrel.fetch("ready").data == b"late"
-    assert page(kestrel, "ready").entries[0].outcome == "read"
+    assert kestrel.fetch("dead").data == b"poison"
+    for target in ("ready", "dead"):
+        assert [(entry.consumed, entry.outcome) for entry in page(kestrel, target).entries] == [(now_ms(harness), "read")]
+
+
+def test_a_dead_letter_is_matched_to_its_leave_filed_under_its_first_add_time(harness):
+    kestrel = collection_on(harness, default_queue=QueueConfig(retain=HOUR), queue_overrides={
+        "jobs": {"max_deliveries": 1, "dead_letter_queue": "dead"},
+    })
+    kestrel.add("dead", b"older")  # the dead-letter queue's first segment
+    harness.clock.advance(10)
+    for data in (b"poison", b"flushed", b"open"):
+        kestrel.add("jobs", data)
+    opened = [kestrel.fetch("jobs", transaction=True).xid for _ in range(3)]
+    assert kestrel.abort("jobs", opened) == 3
+    harness.clock.advance(SEGMENT_SPAN_MS / 1000)
+    assert kestrel.fetch("jobs", transaction=True) is None  # each is spent: moved to "dead" now
+    assert [entry.outcome for entry in page(kestrel, "jobs").entries] == ["dead_lettered"] * 3
+    moved_at = now_ms(harness)
+    assert len(segments(harness, "dead")) == 2  # their adds are in the second, their add times in the first
+    harness.clock.advance(1)
+    assert kestrel.fetch("dead").data == b"older"
+    assert kestrel.fetch("dead").data == b"poison"
+    opened = kestrel.fetch("dead", transaction=True)
+    assert opened.data == b"flushed"
+    kestrel.unremove("dead", opened.xid)
+    opened = kestrel.fetch("dead", transaction=True)
+    kestrel.flush("dead")  # "open" is flushed; the open read of "flushed" is not
+    harness.clock.advance(1)
+    assert kestrel.confirm("dead", opened.xid)
+    entries = page(kestrel, "dead").entries
+    assert [(entry.data, entry.added, entry.outcome) for entry in entries] == [
+        (b"older", moved_at - 10_000 - SEGMENT_SPAN_MS, "read"),
+        (b"poison", moved_at, "read"),
+        (b"flushed", moved_at, "read"),
+        (b"open", moved_at, "flushed"),
+    ]
+    assert entries[2].consumed == now_ms(harness)
 
 
 # Rewind
@@ -563,3 +601,27 @@ def test_rewind_is_refused_like_a_read(harness):
     kestrel.add("q", b"x")
     assert fired(kestrel.rewind("q", 5, 4))[0].check(ValueError)
     assert fired(kestrel.rewind("q", 0, 0)) == [0]
+
+
+def test_a_dead_letter_is_not_matched_to_the_leave_of_its_twin_before_it_came(harness):
+    kestrel = collection_on(harness, default_queue=QueueConfig(retain=HOUR), queue_overrides={
+        "jobs": {"max_deliveries": 1, "dead_letter_queue": "dead"},
+    })
+    kestrel.add("dead", b"older")
+    harness.clock.advance(10)
+    kestrel.add("jobs", b"twin")
+    kestrel.add("jobs", b"twin")  # the same item in the same millisecond
+    assert kestrel.unremove("jobs", kestrel.fetch("jobs", transaction=True).xid)
+    harness.clock.advance(SEGMENT_SPAN_MS / 1000)
+    second = kestrel.fetch("jobs", transaction=True)  # the first twin is dead-lettered, the second handed out
+    harness.clock.advance(1)
+    assert kestrel.fetch("dead").data == b"older"
+    assert kestrel.fetch("dead").data == b"twin"
+    assert kestrel.unremove("jobs", second.xid)
+    harness.clock.advance(SEGMENT_SPAN_MS / 1000)
+    assert kestrel.fetch("jobs", transaction=True) is None  # the second twin is dead-lettered now
+    since = now_ms(harness)
+    harness.settle()
+    assert len(segments(harness, "dead")) == 3
+    assert [(entry.data, entry.outcome) for entry in page(kestrel, "dead", since=since).entries] == [(b"twin", None)]
+    assert [entry.outcome for entry in page(kestrel, "dead").entries] == ["read", "read", None]
