@@ -183,7 +183,8 @@ class HistoryFiles:
         segments as they stand when this runs), at most `limit` of them and, beyond the first,
         no more than `budget` bytes of data; never past `stop`. Returns them and where the
         next page starts, None at the end of the window. Each segment that gives entries is
-        read to its end, where the records of their leaving are.
+        read to its end, where the records of their leaving are; so are up to
+        MOVED_IN_SEGMENTS earlier ones, for entries that came with an older add time.
         """
         page = PageBuilder(names, since, until, limit, budget)
         index = names.index(start.segment)
