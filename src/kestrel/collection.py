@@ -262,25 +262,29 @@ class QueueCollection(Service):
             queue.dead_letter_sink = None
 
     def _attach_history(self, queue: PersistentQueue) -> None:
-        """Start or stop its history as `retain` says; stopped, the history is erased (doc/history.md)."""
-        retain = queue.config.retain
+        """
+        Start or stop its history as `retain` says; stopped, the history is erased
+        (doc/history.md). A history follows its queue's `retain` and `sync_journal`.
+        """
+        config = queue.config
+        retain = config.retain
         history = queue.history
         if retain is None:
             if history is not None:
                 queue.history = None
                 self._erase_history(queue.name, history)
         elif history is not None:
-            history.set_retain(retain)
+            history.configure(retain, config.sync_journal)
         else:
             history = self._erasing_histories.pop(queue.name, None)
             if history is None:
                 history = History(
-                    self.queue_path, queue.name, self._writer, self._clock, retain,
+                    self.queue_path, queue.name, self._writer, self._clock, retain, config.sync_journal,
                     has_files=queue.name in self._history_folders,
                 )
             else:
                 # Its writes are queued behind its erase.
-                history.set_retain(retain)
+                history.configure(retain, config.sync_journal)
             queue.history = history
 
     def _erase_history(self, name: str, history: History) -> None:
@@ -327,12 +331,12 @@ class QueueCollection(Service):
         """
         For queues that fsync every write (`sync_journal = 0`): a Deferred that fires once what
         was just journaled for `name` (and, with `fanout`, its children or alias destinations)
-        is on disk. None when there is nothing to wait for.
+        is on disk, with its history. None when there is nothing to wait for.
         """
         if name not in self.config.aliases and not (fanout and name in self._children):
             queue = self._queues.get(name)
-            return None if queue is None else queue.journal.durable()
-        waits = [wait for wait in (queue.journal.durable() for queue in self._targets(name, fanout)) if wait is not None]
+            return None if queue is None else queue.durable()
+        waits = [wait for wait in (queue.durable() for queue in self._targets(name, fanout)) if wait is not None]
         if not waits:
             return None
         return waits[0] if len(waits) == 1 else gatherResults(waits, consumeErrors=True)

@@ -14,7 +14,7 @@ import math
 from collections import deque
 from typing import Callable, Final, Sequence, cast
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from kestrel.clock import Clock
 from twisted.logger import Logger
 
@@ -636,6 +636,23 @@ class PersistentQueue:
         self._upkeep.after_change(self)
 
     # History
+
+    def durable(self) -> Deferred | None:
+        """
+        With `sync_journal = 0`: a Deferred that fires once what the queue has written is on
+        disk, its journal's records and its history's (`Journal.durable`, `History.durable`).
+        None when there is nothing to wait for.
+        """
+        journaled = self.journal.durable()
+        history = self.history
+        if history is None:
+            return journaled
+        kept = history.durable()
+        if kept is None:
+            return journaled
+        if journaled is None:
+            return kept
+        return gatherResults([journaled, kept], consumeErrors=True)
 
     def _left(self, item: Item, outcome: int) -> None:
         """`item` left the queue: its history says so."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Final, Sequence
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 
 from kestrel.clock import Clock, Timer
@@ -23,7 +23,7 @@ from kestrel.history import BadCursor, HistoryEntry, HistoryPage, cursor, record
 from kestrel.history.cursor import Position
 from kestrel.history.segments import HistoryFiles, filed_under, history_directory, list_segments, segment_index
 from kestrel.journal.journal import failing_softly
-from kestrel.journal.writer import JournalWriter, Operation, RetryingSource
+from kestrel.journal.writer import JournalWriter, Operation, SyncedSource
 
 SEGMENT_SPAN_MS: Final = 60_000
 SEGMENT_BYTES: Final = 16 * 1024**2
@@ -35,20 +35,25 @@ SWEEP_MIN_SECONDS: Final = 1.0
 SWEEP_MAX_SECONDS: Final = 60.0
 
 
-class History(RetryingSource):
+class History(SyncedSource):
     """
-    The history of queue `name`, kept for `retain` seconds after each add. Its files are
-    listed once, when it is made, if it `has_files` (found at start): a history made later
-    starts empty, and making it touches no disk.
+    The history of queue `name`, kept for `retain` seconds after each add, and fsynced as the
+    queue's journal is (`sync_journal`, SyncedSource): with 0, a reply waits for it too
+    (`durable`). Its files are listed once, when it is made, if it `has_files` (found at
+    start): a history made later starts empty, and making it touches no disk.
     """
 
     log = Logger()
 
-    def __init__(self, spool: str, name: str, writer: JournalWriter, clock: Clock, retain: float, has_files: bool = True):
-        super().__init__(writer, clock)
+    def __init__(
+        self, spool: str, name: str, writer: JournalWriter, clock: Clock, retain: float,
+        sync_journal: float | None = None, has_files: bool = True,
+    ):
+        history_files = HistoryFiles(history_directory(spool, name), writer.open_journals)
+        super().__init__(writer, clock, history_files, sync_journal)
         self.name = name
         self.retain_ms = int(retain * 1000)
-        self._files = HistoryFiles(history_directory(spool, name), writer.open_journals)
+        self._files = history_files
         found = list_segments(self._files.directory) if has_files else []
         self._names: list[int] = [segment.name for segment in found]
         self._sizes: dict[int, int] = {segment.name: segment.size for segment in found}
@@ -74,7 +79,9 @@ class History(RetryingSource):
     def describe(self) -> str:
         return f"history of queue {self.name}"
 
-    def set_retain(self, retain: float) -> None:
+    def configure(self, retain: float, sync_journal: float | None) -> None:
+        """Take its queue's settings anew."""
+        self.sync_journal = sync_journal
         self.retain_ms = int(retain * 1000)
         self._cancel_sweep()
         self._schedule_sweep()
@@ -122,11 +129,25 @@ class History(RetryingSource):
                 checked.addCallback(self._tail_checked, segment)
                 self._schedule(self._files.cut_torn_tail, segment, result=checked)
             buffer = self._pending[segment] = bytearray()
-            self._schedule(self._files.write, segment, buffer)
+            self._schedule(self._files.write, segment, buffer, self.sync_journal is not None)
         buffer += record
         self._sizes[segment] += len(record)
         self.retained_bytes += len(record)
         self._writer.add_unwritten(len(record))
+        if self.sync_journal and self._sync_call is None:
+            self._sync_call = self._clock.callLater(self.sync_journal, self._periodic_sync)
+
+    def durable(self) -> Deferred | None:
+        """
+        With `sync_journal = 0`: a Deferred that fires once what was appended is fsynced (its
+        queue's journal's `durable` waits for a writer that lags behind, for both). None
+        otherwise.
+        """
+        if self.sync_journal != 0:
+            return None
+        if self.failure is not None:
+            return fail(self.failure)
+        return self._writer.when_done(self)
 
     def _tail_checked(self, cut: int, segment: int) -> None:
         if cut:
@@ -238,11 +259,13 @@ class History(RetryingSource):
 
     def close(self) -> None:
         self._cancel_sweep()
+        self._cancel_sync()
         self._schedule(self._files.release)
 
     def erase(self) -> Deferred:
         """Remove every segment; fires once they are gone. What is written next follows the erase."""
         self._cancel_sweep()
+        self._cancel_sync()
         erased: Deferred = Deferred()
         self._schedule(self._files.erase, result=erased)
         self._names = []

@@ -20,7 +20,7 @@ from typing import Iterator, NamedTuple, Sequence
 from kestrel.history import HistoryEntry
 from kestrel.history import records
 from kestrel.history.cursor import Position
-from kestrel.journal.disk import OpenJournals, write_all
+from kestrel.journal.disk import HeldFile, OpenJournals, write_all
 
 READ_CHUNK = 1 << 20
 HISTORY_FOLDER = ".history"
@@ -108,33 +108,40 @@ def scan(path: str, offset: int, end: int | None = None) -> Iterator[tuple[recor
         os.close(fd)
 
 
-class HistoryFiles:
-    """One queue's history folder, on the writer thread. It holds at most one file open: the one written last."""
+class HistoryFiles(HeldFile):
+    """
+    One queue's history folder, on the writer thread. It holds at most one file open: the
+    one written last, fsynced as its queue's `sync_journal` says (`HeldFile`).
+    """
 
     def __init__(self, directory: str, open_journals: OpenJournals):
+        super().__init__(open_journals)
         self.directory = directory
-        self._open_journals = open_journals
-        self._fd: int | None = None
         self._segment = 0
 
     def path(self, segment: int) -> str:
         return os.path.join(self.directory, str(segment))
 
-    def write(self, segment: int, data: bytes | bytearray) -> None:
-        """Append whole records to a segment; a write that fails is cut back off."""
-        if self._fd is None or self._segment != segment:
+    def write(self, segment: int, data: bytes | bytearray, owes_sync: bool = False) -> None:
+        """
+        Append whole records to a segment; a write that fails is cut back off. `owes_sync`:
+        the queue's sync_journal promises an fsync of them (moving on to another segment
+        fsyncs the one before first).
+        """
+        fd = self._current
+        if fd is None or self._segment != segment:
             self.release()
-            self._open_journals.make_room()
             os.makedirs(self.directory, exist_ok=True)
-            self._fd = os.open(self.path(segment), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = self._open(self.path(segment))
             self._segment = segment
         self._open_journals.written(self)
-        size = os.fstat(self._fd).st_size
+        size = os.fstat(fd).st_size
         try:
-            write_all(self._fd, data)
+            write_all(fd, data)
         except OSError:
-            os.ftruncate(self._fd, size)
+            os.ftruncate(fd, size)
             raise
+        self._sync_owed = self._sync_owed or owes_sync
 
     def cut_torn_tail(self, segment: int) -> int:
         """
@@ -153,25 +160,18 @@ class HistoryFiles:
             os.truncate(path, good)
         return size - good
 
-    def release(self) -> None:
-        """Close the open file, as idle or to make room under the cap (history is not fsynced)."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            self._open_journals.closed(self)
-            os.close(fd)
-
     def remove(self, segments: Sequence[int]) -> None:
         """Drop segments past retention."""
         for segment in segments:
             if segment == self._segment:
-                self.release()
+                self._close_without_sync()
             try:
                 os.unlink(self.path(segment))
             except FileNotFoundError:
                 pass
 
     def erase(self) -> None:
-        self.release()
+        self._close_without_sync()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def read_page(

@@ -8,8 +8,9 @@ that the real writer thread would not).
 import os
 
 import pytest
+from twisted.python.failure import Failure
 
-from kestrel.config import QueueConfig
+from kestrel.config import QueueConfig, ServerConfig
 from kestrel.history import BadCursor, HistoryEntry, NoSuchQueue, NotRetained
 from kestrel.history.log import SEGMENT_SPAN_MS
 from kestrel.history.segments import history_directory
@@ -374,8 +375,6 @@ def test_a_cursor_into_a_dropped_segment_goes_on_from_the_oldest_kept(harness):
 
 
 def test_retain_turned_off_erases_the_history_and_turned_on_starts_one(harness):
-    from kestrel.config import ServerConfig
-
     kestrel = retaining(harness)
     kestrel.add("q", b"one")
     harness.settle()
@@ -414,13 +413,13 @@ def test_a_queue_with_a_history_and_no_journal_comes_back_at_start(harness):
     assert [entry.data for entry in page(kestrel).entries] == [b"one"]
 
 
-def retaining_on_held_writes(harness):
+def retaining_on_held_writes(harness, **options):
     """A retaining collection whose writer's batches run only when the test says (RecordingRunner)."""
     runner = RecordingRunner()
     writer = JournalWriter(harness.clock, runner=runner)
     writer.startService()
     harness.writer = writer
-    kestrel = retaining(harness)
+    kestrel = retaining(harness, **options)
     runner.run_all()
     return kestrel, writer, runner
 
@@ -625,3 +624,136 @@ def test_a_dead_letter_is_not_matched_to_the_leave_of_its_twin_before_it_came(ha
     assert len(segments(harness, "dead")) == 3
     assert [(entry.data, entry.outcome) for entry in page(kestrel, "dead", since=since).entries] == [(b"twin", None)]
     assert [entry.outcome for entry in page(kestrel, "dead").entries] == ["read", "read", None]
+
+
+# Durability: the history is fsynced as its queue's journal is (sync_journal)
+
+
+@pytest.fixture
+def fsynced(harness, monkeypatch) -> list[str]:
+    """
+    The files fsynced, in order, by their path under the spool (a history segment's starts
+    with .history/). The spy wraps os.fsync: the fsync still runs, on the same thread.
+    """
+    log: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        log.append(os.path.relpath(os.readlink(f"/proc/self/fd/{fd}"), harness.directory))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return log
+
+
+def history_fsyncs(log: list[str]) -> list[str]:
+    return [path for path in log if path.startswith(".history")]
+
+
+def add_one(kestrel) -> None:
+    kestrel.add("q", b"x")
+
+
+def get_one(kestrel) -> None:
+    kestrel.fetch("q")
+
+
+def confirm_one(kestrel) -> None:
+    assert kestrel.confirm("q", kestrel.fetch("q", transaction=True).xid)
+
+
+@pytest.mark.parametrize("write", [add_one, get_one, confirm_one])
+def test_with_sync_journal_0_a_reply_waits_for_the_history_fsync_after_the_journals(harness, fsynced, write):
+    kestrel, writer, runner = retaining_on_held_writes(harness, sync_journal=0.0)
+    if write is not add_one:
+        kestrel.add("q", b"x")
+        harness.clock.advance(0)
+        runner.run_all()
+    del fsynced[:]
+    write(kestrel)
+    durable = kestrel.durability("q", fanout=False)
+    assert durable is not None
+    durable.addCallback(lambda _: fsynced.append("reply"))
+    harness.clock.advance(0)  # the batch goes to the (held) writer thread
+    assert fsynced == []
+    runner.run_all()
+    [segment] = segments(harness)
+    assert fsynced == ["q", os.path.join(".history", "q", segment), "reply"]
+
+
+def test_with_sync_journal_0_a_reply_fails_when_the_history_cannot_be_written(harness, monkeypatch, captured_logs):
+    from kestrel.history.segments import HistoryFiles
+
+    kestrel, writer, runner = retaining_on_held_writes(harness, sync_journal=0.0)
+    real_write = HistoryFiles.write
+    failures = [OSError("disk full")]
+
+    def failing_write(self, *args):
+        if failures:
+            raise failures.pop()
+        real_write(self, *args)  # the retry succeeds
+
+    monkeypatch.setattr(HistoryFiles, "write", failing_write)
+    kestrel.add("q", b"x")
+    reply = fired(kestrel.durability("q"))
+    harness.clock.advance(0)
+    runner.run_all()
+    assert len(reply) == 1 and isinstance(reply[0], Failure), "the add was acknowledged without its history"
+    harness.clock.advance(1)  # the history's retry goes to the writer
+    harness.clock.advance(0.01)
+    runner.run_all()
+    read = fired(kestrel.history("q", 0, None, 10))
+    runner.run_all()
+    assert [entry.data for entry in read[0].entries] == [b"x"]
+
+
+def test_with_a_sync_period_the_history_is_fsynced_within_it(harness, fsynced):
+    # The harness's writer runs batches at once, and periodic fsyncs in line (no fsync thread).
+    kestrel = retaining(harness, sync_journal=0.5)
+    kestrel.add("q", b"x")
+    assert kestrel.durability("q") is None, "a reply waits for no fsync"
+    harness.clock.advance(0.499)
+    harness.settle()
+    assert history_fsyncs(fsynced) == []
+    harness.clock.advance(0.001)
+    harness.settle()
+    assert history_fsyncs(fsynced) == [os.path.join(".history", "q", segments(harness)[0])]
+    harness.clock.advance(10)
+    harness.settle()
+    assert len(history_fsyncs(fsynced)) == 1, "fsynced again with nothing written"
+
+
+def test_with_sync_never_the_history_is_never_fsynced(harness, fsynced):
+    kestrel = retaining(harness)
+    kestrel.add("q", b"x")
+    kestrel.fetch("q")
+    assert kestrel.durability("q") is None
+    harness.clock.advance(HOUR)
+    kestrel.close()
+    harness.settle()
+    assert history_fsyncs(fsynced) == []
+    assert segments(harness)
+
+
+def test_the_history_follows_sync_journal_when_it_is_reloaded(harness, fsynced):
+    kestrel = retaining(harness)
+    kestrel.add("q", b"before")
+    harness.settle()
+    kestrel.reload(ServerConfig(queue_path=harness.directory, default_queue=QueueConfig(retain=HOUR, sync_journal=0.0)))
+    kestrel.add("q", b"after")
+    assert kestrel.durability("q") is not None
+    harness.settle()
+    assert history_fsyncs(fsynced) == [os.path.join(".history", "q", segments(harness)[0])]
+
+
+def test_a_history_file_closed_for_the_cap_gets_the_fsync_its_period_owes_first(harness, fsynced):
+    writer = JournalWriter(harness.clock, runner=harness.writer._runner, max_open_journals=1)
+    writer.startService()
+    harness.writer = writer
+    kestrel = retaining(harness, sync_journal=60.0)
+    kestrel.add("q", b"x")  # the history's file is written last: the journal's is closed for it
+    writer.flush()
+    assert history_fsyncs(fsynced) == []
+    kestrel.add("other", b"y")
+    writer.flush()
+    assert history_fsyncs(fsynced) == [os.path.join(".history", "q", segments(harness)[0])]
