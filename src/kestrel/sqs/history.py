@@ -39,7 +39,7 @@ from twisted.python.failure import Failure
 from kestrel.collection import QueueCollection
 from kestrel.config import validate_queue_name
 from kestrel.envelope import body_of
-from kestrel.history import BadCursor, HistoryError, HistoryPage, NotRetained
+from kestrel.history import BadCursor, HistoryError, HistoryPage, NoSuchQueue, NotRetained
 from kestrel.sqs.errors import SqsError
 from kestrel.sqs.names import engine_name, sqs_name
 from kestrel.timestamps import parse_timestamp
@@ -161,6 +161,8 @@ def _refusal(failure: Failure, queue: str) -> Failure:
     error = failure.value
     if isinstance(error, NotRetained):
         raise SqsError("QueueNotRetained", f"The queue {queue!r} keeps no history (its `retain` is not set).", 409)
+    if isinstance(error, NoSuchQueue):  # deleted since read() looked
+        raise no_such_queue(queue)
     if isinstance(error, BadCursor):
         raise SqsError("InvalidCursor", str(error), 400)
     if isinstance(error, HistoryError):
