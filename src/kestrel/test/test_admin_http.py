@@ -172,7 +172,7 @@ def test_unknown_path_is_a_json_404(admin):
     assert response.json() == {"error": "no such endpoint: /nothing/here"}
 
 
-@pytest.mark.parametrize("path", ["/reload", "/shutdown", "/quiesce"])
+@pytest.mark.parametrize("path", ["/reload", "/shutdown", "/quiesce", "/rewind"])
 def test_get_on_a_control_path_is_a_405(admin, kestrel, path):
     response = call(admin, "GET", path)
     assert response.code == 405
@@ -294,3 +294,38 @@ def test_a_failing_endpoint_is_a_json_500(admin, kestrel, captured_logs):
     assert response.code == 500
     assert "error" in response.json()
     assert any("admin request /stats.json failed" in message for message in captured_logs.messages())
+
+
+# Rewind
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ({"since": "0"}, "give queue once"),
+        ({"queue": "jobs"}, "give since once"),
+        ({"queue": "jobs", "since": "yesterday"}, "since: expected epoch milliseconds or an RFC 3339 time"),
+        ({"queue": "jobs", "since": "0", "until": "2026-12-02T22:30:00"}, "until: expected"),
+        ({"queue": "jobs", "since": "10", "until": "9"}, "until is before since"),
+    ],
+)
+def test_a_rewind_with_bad_parameters_is_a_400(admin, kestrel, args, words):
+    kestrel.add("jobs", b"one")
+    response = call(admin, "POST", "/rewind", **args)
+    assert response.code == 400
+    assert words in response.json()["error"]
+
+
+def test_a_rewind_of_no_queue_is_a_404(harness, tmp_path):
+    kestrel = ServerHarness(harness, aliases={"everything": ("jobs",)})
+    admin = AdminResource(kestrel.server)
+    kestrel.add("jobs", b"one")
+    for name in ("nothing", "everything"):
+        response = call(admin, "POST", "/rewind", queue=name, since="0")
+        assert (response.code, response.json()) == (404, {"error": f"no such queue: {name}"})
+
+
+def test_a_rewind_from_a_web_page_is_refused(admin, kestrel):
+    kestrel.add("jobs", b"one")
+    response = call(admin, "POST", "/rewind", headers={"Origin": "http://example.com"}, queue="jobs", since="0")
+    assert response.code == 403
