@@ -19,6 +19,8 @@ from kestrel.history import HistoryEntry, HistoryPage
 from kestrel.sqs.apps import App
 from kestrel.sqs.errors import SqsError
 from kestrel.sqs.history import DEFAULT_LIMIT, MAX_LIMIT, HistoryQuery, encode_error, encode_page, parse_query
+from kestrel.test.support import ServerHarness
+from kestrel.test.test_hostile_admin import responses
 from kestrel.test.test_sqs_resource import APP, HOST, KEY, SECRET, Listener, botocore_signs_at_a_fixed_time, raw, signed
 from kestrel.timestamps import parse_timestamp
 
@@ -171,3 +173,107 @@ def test_other_methods_are_a_405_naming_get(method):
 def test_without_applications_any_well_formed_signature_reads():
     code, error = get(Listener(apps={}), "/history/jobs?since=0", key="anyone", secret="anything")
     assert (code, error["error"]) == (404, "QueueDoesNotExist")  # past authentication and grants
+
+
+# The route: reads of a real collection
+
+
+@pytest.fixture
+def kestrel(harness) -> ServerHarness:
+    """Queues jobs and audit keep an hour of history; plain keeps none."""
+    retained = {"retain": 3600.0}
+    return ServerHarness(harness, queue_overrides={"jobs": retained, "audit": retained, "orders:fifo": retained})
+
+
+@pytest.fixture
+def listener(kestrel) -> Listener:
+    return Listener(collection=kestrel.collection)
+
+
+def read(listener: Listener, kestrel: ServerHarness, target: str, **sign) -> tuple[int, dict]:
+    """One read, answered once the collection's Deferred has fired (the writer settled)."""
+    connection = listener.connect()
+    written = connection.send(signed("GET", target, b"", {}, **sign))
+    kestrel.settle()
+    (response,) = responses(written + connection.written())
+    assert response.headers[b"content-type"] == b"application/json"
+    return response.code, json.loads(response.body)
+
+
+def bodies(page: dict) -> list[bytes]:
+    return [base64.b64decode(item["body"]) for item in page["items"]]
+
+
+def test_a_read_gives_the_items_added_in_order_with_how_they_left(listener, kestrel):
+    kestrel.add("jobs", b"one", b"two", b"three")
+    added = int(kestrel.clock.seconds() * 1000)
+    kestrel.clock.advance(2)
+    assert kestrel.collection.fetch("jobs") is not None  # "one" is read
+    kestrel.settle()
+    code, page = read(listener, kestrel, "/history/jobs?since=0")
+    assert code == 200
+    assert bodies(page) == [b"one", b"two", b"three"]
+    assert [(item["added"], item["consumed"], item["outcome"]) for item in page["items"]] == [
+        (added, added + 2000, "read"), (added, None, None), (added, None, None),
+    ]
+    assert page["next"] is None
+
+
+def test_pages_follow_the_cursor_to_the_end_and_the_window_bounds_them(listener, kestrel):
+    for index in range(5):
+        kestrel.add("jobs", b"%d" % index)
+        kestrel.clock.advance(1)
+    start = int(kestrel.clock.seconds() * 1000) - 5000
+    seen, cursor = [], None
+    for _ in range(5):
+        code, page = read(listener, kestrel, "/history/jobs?since=0&limit=2" + (f"&cursor={cursor}" if cursor else ""))
+        assert code == 200 and len(page["items"]) <= 2
+        seen += bodies(page)
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert seen == [b"0", b"1", b"2", b"3", b"4"]
+    code, page = read(listener, kestrel, f"/history/jobs?since={start + 1000}&until={start + 3000}")
+    assert (code, bodies(page)) == (200, [b"1", b"2"])
+
+
+def test_a_cursor_of_another_read_is_a_400(listener, kestrel):
+    for index in range(3):
+        kestrel.add("jobs", b"%d" % index)
+    code, page = read(listener, kestrel, "/history/jobs?since=0&limit=1")
+    cursor = page["next"]
+    assert (code, cursor is not None) == (200, True)
+    code, error = read(listener, kestrel, f"/history/jobs?since=1&limit=1&cursor={cursor}")
+    assert (code, error["error"]) == (400, "InvalidCursor")
+    code, error = read(listener, kestrel, "/history/jobs?since=0&cursor=not-a-cursor")
+    assert (code, error["error"]) == (400, "InvalidCursor")
+
+
+def test_a_queue_without_retain_is_a_409(listener, kestrel):
+    kestrel.add("plain", b"one")
+    code, error = read(listener, kestrel, "/history/plain?since=0")
+    assert (code, error["error"]) == (409, "QueueNotRetained")
+
+
+def test_a_fifo_queue_is_read_by_its_sqs_name_and_an_sqs_message_shows_its_body(listener, kestrel):
+    kestrel.add("orders:fifo", envelope.wrap({"id": "m1"}, b"the body"))
+    code, page = read(listener, kestrel, "/history/orders.fifo?since=0")
+    assert (code, bodies(page)) == (200, [b"the body"])
+
+
+def test_a_presigned_url_reads_too(listener, kestrel):
+    kestrel.add("jobs", b"one")
+    request = AWSRequest("GET", f"http://{HOST}/history/jobs?since=0")
+    SigV4QueryAuth(Credentials(KEY, SECRET), "sqs", "us-east-1", expires=60).add_auth(request)
+    connection = listener.connect()
+    written = connection.send(raw(request.prepare()))
+    kestrel.settle()
+    (response,) = responses(written + connection.written())
+    assert (response.code, bodies(json.loads(response.body))) == (200, [b"one"])
+
+
+def test_an_app_reads_only_the_queues_it_may_read(kestrel):
+    kestrel.add("audit", b"one")
+    listener = Listener(apps={"tests": APP, "auditor": App("auditor", "AKIDAUDIT", b"audit-secret", read=("audit",))}, collection=kestrel.collection)
+    assert read(listener, kestrel, "/history/audit?since=0", key="AKIDAUDIT", secret="audit-secret")[0] == 200
+    assert read(listener, kestrel, "/history/audit?since=0")[1]["error"] == "AccessDenied"
