@@ -307,8 +307,6 @@ class AdminResource(Resource):
         until = self._time_argument(request, "until") if b"until" in request.args else None
         if until is not None and until < since:
             raise AdminError(400, "until is before since")
-        if name not in self.collection or self.collection.is_alias(name):
-            raise AdminError(404, f"no such queue: {name}")
 
         def rewound(count: int) -> bytes:
             self.log.info("rewound {count} items of queue {queue} added from {since} to {until}",
@@ -316,7 +314,7 @@ class AdminResource(Resource):
             return json_body(request, {"queue": name, "rewound": count})
 
         def refused(failure: Failure) -> Failure:
-            if failure.check(NoSuchQueue):  # deleted since _rewind looked
+            if failure.check(NoSuchQueue):  # or an alias: it has no history of its own
                 raise AdminError(404, f"no such queue: {name}")
             if failure.check(NotRetained):
                 raise AdminError(409, f"queue {name} keeps no history to rewind: its retain setting is off")

@@ -148,11 +148,8 @@ class HistoryReads:
         self.collection = collection
 
     def read(self, query: HistoryQuery) -> Deferred[HistoryPage]:
-        """One page, or (raised, or as the Deferred's failure) the route's SqsError; the caller has checked the grant."""
-        engine = engine_name(query.queue)
-        if engine not in self.collection or self.collection.is_alias(engine):
-            raise no_such_queue(query.queue)
-        pending = self.collection.history(engine, query.since_ms, query.until_ms, query.limit, query.cursor)
+        """One page, or the route's SqsError as the Deferred's failure; the caller has checked the grant."""
+        pending = self.collection.history(engine_name(query.queue), query.since_ms, query.until_ms, query.limit, query.cursor)
         return pending.addErrback(_refusal, query.queue)
 
 
@@ -161,7 +158,7 @@ def _refusal(failure: Failure, queue: str) -> Failure:
     error = failure.value
     if isinstance(error, NotRetained):
         raise SqsError("QueueNotRetained", f"The queue {queue!r} keeps no history (its `retain` is not set).", 409)
-    if isinstance(error, NoSuchQueue):  # deleted since read() looked
+    if isinstance(error, NoSuchQueue):  # or an alias: it has no history of its own
         raise no_such_queue(queue)
     if isinstance(error, BadCursor):
         raise SqsError("InvalidCursor", str(error), 400)

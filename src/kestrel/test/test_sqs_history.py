@@ -187,7 +187,8 @@ def kestrel(harness) -> ServerHarness:
 
 @pytest.fixture
 def listener(kestrel) -> Listener:
-    return Listener(collection=kestrel.collection)
+    """The route over the real collection, for an app that may read every queue."""
+    return Listener(apps={"reader": App("reader", KEY, SECRET.encode(), read=("*",))}, collection=kestrel.collection)
 
 
 def read(listener: Listener, kestrel: ServerHarness, target: str, **sign) -> tuple[int, dict]:

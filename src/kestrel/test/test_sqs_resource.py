@@ -23,12 +23,13 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSPreparedRequest, AWSRequest, AWSResponse
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from kestrel.sqs import site as sqs_site_module
+from kestrel.history import NoSuchQueue
 from kestrel.sqs.apps import App, Applications
 from kestrel.sqs.errors import SqsError, sqs_error
 from kestrel.sqs.history import HistoryReads
@@ -76,13 +77,10 @@ def botocore_signs_at_a_fixed_time(monkeypatch):
 
 
 class NoQueues:
-    """A collection without queues, for the history route: every read is refused before the engine's Deferred."""
+    """A collection without queues, for the history route: every read fails at once, as the real one's does."""
 
-    def __contains__(self, name: str) -> bool:
-        return False
-
-    def is_alias(self, name: str) -> bool:
-        return False
+    def history(self, name: str, since_ms: int, until_ms: int | None, limit: int, cursor: str | None = None) -> Deferred:
+        return fail(NoSuchQueue(name))
 
 
 class Listener:
