@@ -145,13 +145,13 @@ def test_kestrel_history_and_rewind_as_an_operator_runs_them(server):
     assert (first[1], first[3:], second[1:]) == ("read", ["item", "0"], ["queued", "-", "item", "1"])
     assert rows.stderr.startswith("kestrel: more items: --cursor ")
 
-    rewind = kestrel_command("rewind", "jobs", "--since", "0", admin)
+    rewind = kestrel_command(admin, "rewind", "jobs", "--since", "0")
     assert rewind.returncode == 0, rewind.stderr
     assert json.loads(rewind.stdout) == {"queue": "jobs", "rewound": 5}
     # What was left, then each rewound item once, in the order they were first added.
     assert [client.get("jobs") for _ in range(10)] == ITEMS[1:] + ITEMS + [None]
 
-    not_retained = kestrel_command("rewind", "plain", "--since", "0", admin)
+    not_retained = kestrel_command(admin, "rewind", "plain", "--since", "0")
     assert (not_retained.returncode, not_retained.stderr) == (1, "kestrel: 409: queue plain keeps no history to rewind: its retain setting is off\n")
     refused = kestrel_command("history", "plain", "--since", "0", sqs, *signing)
     assert refused.returncode == 1
