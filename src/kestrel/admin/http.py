@@ -40,7 +40,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from kestrel.admin.metrics import LATENCIES, metrics_registry
 from kestrel.config import ConfigError
-from kestrel.history import HistoryError, NoSuchQueue, NotRetained
+from kestrel.history import NoSuchQueue, NotRetained
 from kestrel.protocols.http_channel import PacedChannel
 from kestrel.server import ServerContext
 from kestrel.stats_listing import QUEUES_OMITTED, Listing, by_name, deepest
@@ -318,8 +318,6 @@ class AdminResource(Resource):
                 raise AdminError(404, f"no such queue: {name}")
             if failure.check(NotRetained):
                 raise AdminError(409, f"queue {name} keeps no history to rewind: its retain setting is off")
-            if failure.check(HistoryError):
-                raise AdminError(400, str(failure.value))
             return failure
 
         return self.collection.rewind(name, since, until).addCallbacks(rewound, refused)

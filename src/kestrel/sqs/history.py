@@ -39,7 +39,7 @@ from twisted.python.failure import Failure
 from kestrel.collection import QueueCollection
 from kestrel.config import validate_queue_name
 from kestrel.envelope import body_of
-from kestrel.history import BadCursor, HistoryError, HistoryPage, NoSuchQueue, NotRetained
+from kestrel.history import BadCursor, HistoryPage, NoSuchQueue, NotRetained
 from kestrel.sqs.errors import SqsError
 from kestrel.sqs.names import engine_name, sqs_name
 from kestrel.timestamps import parse_timestamp
@@ -162,8 +162,6 @@ def _refusal(failure: Failure, queue: str) -> Failure:
         raise no_such_queue(queue)
     if isinstance(error, BadCursor):
         raise SqsError("InvalidCursor", str(error), 400)
-    if isinstance(error, HistoryError):
-        raise bad_parameter(str(error))
     return failure
 
 

@@ -136,8 +136,7 @@ class SqsResource(Resource):
     def _call(self, exchange: _Exchange, signed: SignedRequest) -> bytes | int:
         request = exchange.request
         path = _route(request)
-        app = self.applications.authenticate(signed, self.clock.seconds())
-        exchange.access_key = app.access_key
+        app = self._authenticate(exchange, signed)
         call = decode_request(signed.method, path, signed.query, signed.headers, signed.body)
         exchange.action = call.action
         base_url = _base_url(request)
@@ -154,13 +153,18 @@ class SqsResource(Resource):
         if request.method != history.METHOD:
             request.setHeader("Allow", history.METHOD.decode())
             raise history.method_not_allowed(request.method)
-        app = self.applications.authenticate(signed, self.clock.seconds())
-        exchange.access_key = app.access_key
+        app = self._authenticate(exchange, signed)
         query = history.parse_query(request.path, signed.query)
         Authorization(app, _base_url(request) + history.PATH_PREFIX.decode())("read", query.queue)
         pending = self.history.read(query)
         self._answer_later(exchange, pending, partial(history.encode_page, request_id=exchange.request_id))
         return NOT_DONE_YET
+
+    def _authenticate(self, exchange: _Exchange, signed: SignedRequest) -> App:
+        """The app that signed the request (SqsError if none did), on the reactor's clock."""
+        app = self.applications.authenticate(signed, self.clock.seconds())
+        exchange.access_key = app.access_key
+        return app
 
     def _answer_later(self, exchange: _Exchange, pending: Deferred, encode: Callable[[Any], Reply]) -> None:
         """
