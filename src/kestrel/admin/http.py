@@ -304,7 +304,7 @@ class AdminResource(Resource):
     def _rewind(self, request: Request) -> Deferred[bytes]:
         name = self._one_argument(request, "queue")
         since = self._time_argument(request, "since")
-        until = self._time_argument(request, "until") if b"until" in request.args else None
+        until = self._time_argument(request, "until") if query(request, "until") else None
         if until is not None and until < since:
             raise AdminError(400, "until is before since")
 
