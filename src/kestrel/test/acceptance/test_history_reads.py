@@ -19,6 +19,7 @@ from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from kestrel.load.process import free_port
 from kestrel.test.acceptance.sqs import APPS, KEY, READER_KEY, READER_SECRET, SECRET, SQS_LISTEN, boto3_client, endpoint
 from kestrel.test.acceptance.test_tools import kestrel_command
 
@@ -127,35 +128,40 @@ def test_wrong_keys_and_missing_grants_are_refused(server):
     assert refused.value.code == 403
 
 
-def test_kestrel_history_and_rewind_as_an_operator_runs_them(server):
+def test_kestrel_history_and_rewind_as_an_operator_runs_them(make_server):
+    # Ports of their own in the config, where the commands find them (the harness's tcp:0 is known only once bound).
+    listeners = "\n".join(f'{name} = "tcp:{free_port()}:interface=127.0.0.1"' for name in ("sqs_listen", "admin_listen"))
+    server = make_server(server=listeners, queues=APPS + RETAINED)
     client = server.client()
     for item in ITEMS:
         client.set("jobs", item)
     assert client.get("jobs") == ITEMS[0]
     client.set("plain", b"not retained")
-    sqs, admin = f"--sqs=127.0.0.1:{server.sqs_port}", f"--admin=127.0.0.1:{server.admin_port}"
     signing = ("--access-key", KEY, "--secret", SECRET)
 
-    history = kestrel_command("history", "jobs", "--since", "1h", "--limit", "2", "--all", "--json", sqs, *signing)
+    def tool(*args: str):
+        return kestrel_command(*args, config=server.config)
+
+    history = tool("history", "jobs", "--since", "1h", "--limit", "2", "--all", "--json", *signing)
     assert history.returncode == 0, history.stderr
     lines = [json.loads(line) for line in history.stdout.splitlines()]
     assert [base64.b64decode(line["body"]) for line in lines] == ITEMS
-    rows = kestrel_command("history", "jobs", "--since", "0", "--limit", "2", sqs, *signing)
+    rows = tool("history", "jobs", "--since", "0", "--limit", "2", *signing)
     first, second = (row.split() for row in rows.stdout.splitlines())
     assert (first[1], first[3:], second[1:]) == ("read", ["item", "0"], ["queued", "-", "item", "1"])
     assert rows.stderr.startswith("kestrel: more items: --cursor ")
 
-    rewind = kestrel_command(admin, "rewind", "jobs", "--since", "0")
+    rewind = tool("rewind", "jobs", "--since", "0")
     assert rewind.returncode == 0, rewind.stderr
     assert json.loads(rewind.stdout) == {"queue": "jobs", "rewound": 5}
     # What was left, then each rewound item once, in the order they were first added.
     assert [client.get("jobs") for _ in range(10)] == ITEMS[1:] + ITEMS + [None]
 
-    not_retained = kestrel_command(admin, "rewind", "plain", "--since", "0")
+    not_retained = tool("rewind", "plain", "--since", "0")
     assert (not_retained.returncode, not_retained.stderr) == (1, "kestrel: 409: queue plain keeps no history to rewind: its retain setting is off\n")
-    refused = kestrel_command("history", "plain", "--since", "0", sqs, *signing)
+    refused = tool("history", "plain", "--since", "0", *signing)
     assert refused.returncode == 1
     assert refused.stderr.startswith("kestrel: 409 QueueNotRetained: ")
-    wrong = kestrel_command("history", "jobs", "--since", "0", sqs, "--access-key", KEY, "--secret", "wrong")
+    wrong = tool("history", "jobs", "--since", "0", "--access-key", KEY, "--secret", "wrong")
     assert wrong.returncode == 1
     assert wrong.stderr.startswith("kestrel: 403 SignatureDoesNotMatch: ")
