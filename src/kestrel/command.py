@@ -30,6 +30,7 @@ dropped before its reply, so the item may or may not be stored. Errors are one l
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import re
 import signal
@@ -263,6 +264,8 @@ def history(options: argparse.Namespace, out: TextIO) -> int:
         return 1
     except (urllib.error.URLError, OSError) as error:
         raise CommandError(f"cannot reach the SQS listener {host}:{port}: {getattr(error, 'reason', error)}") from None
+    except (http.client.HTTPException, ValueError, KeyError) as error:  # another port, another server
+        raise CommandError(f"{host}:{port} does not answer as txkestrel's SQS listener: {error!r}") from None
     if reply["next"] is not None:
         print(f"kestrel: more items: --cursor {reply['next']} (or --all)", file=sys.stderr)
     return 0

@@ -7,6 +7,7 @@ acceptance/test_history.py.
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import urllib.error
@@ -232,6 +233,18 @@ def test_a_refused_read_exits_1_and_an_unreachable_listener_2(monkeypatch, capsy
     monkeypatch.setattr(HistoryClient, "page", refused)
     assert command.main(argv) == 1
     assert capsys.readouterr().err == "kestrel: 403 AccessDenied: Access to the resource http://h/history/jobs is denied.\n"
+
+
+@pytest.mark.parametrize("reply", [http.client.BadStatusLine("VALUE x"), b"not json", b'{"no": "items"}'])
+def test_a_port_that_is_no_sqs_listener_is_a_usage_error(monkeypatch, capsys, reply):
+    def urlopen(request, timeout):
+        if isinstance(reply, Exception):
+            raise reply
+        return Reply(reply)
+
+    monkeypatch.setattr(history_tool.urllib.request, "urlopen", urlopen)
+    assert command.main(["history", "jobs", "--since", "0", "--sqs", "127.0.0.1:22133"]) == 2
+    assert "kestrel: 127.0.0.1:22133 does not answer as txkestrel's SQS listener: " in capsys.readouterr().err
 
 
 def test_all_is_bounded(monkeypatch):
