@@ -13,11 +13,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import quote, urlencode
 
 import pytest
 from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kestrel.load.process import free_port
 from kestrel.test.acceptance.sqs import APPS, KEY, READER_KEY, READER_SECRET, SECRET, SQS_LISTEN, boto3_client, endpoint
@@ -165,3 +168,26 @@ def test_kestrel_history_and_rewind_as_an_operator_runs_them(make_server):
     wrong = tool("history", "jobs", "--since", "0", "--access-key", KEY, "--secret", "wrong")
     assert wrong.returncode == 1
     assert wrong.stderr.startswith("kestrel: 403 SignatureDoesNotMatch: ")
+
+
+HOSTILE = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["0", "-1", "1001", "99999999999999999999", "2026-02-30T00:00:00Z", "2026-12-02T22:30:00+99:00", "\x00", "é", "%"]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(["jobs"] * 6 + ["plain", "plain", "nope", "orders.fifo", "a:b", ".x", "", "%2F"]) | st.text(max_size=20),
+    since=st.booleans(),
+    parameters=st.lists(st.tuples(st.sampled_from(["since", "until", "limit", "cursor", "X-Amz-Date", "other"]), HOSTILE), max_size=4),
+)
+def test_hostile_reads_are_answered_in_json_and_never_fail(server, name, since, parameters):
+    if not server.client().stats().get("queue_plain_items"):
+        server.client().set("jobs", b"kept")
+        server.client().set("plain", b"not kept")
+    parameters = [("since", "0")] * since + parameters
+    status, reply = signed_get(f"{endpoint(server)}/history/{quote(name, safe='')}?{urlencode(parameters)}")
+    assert status == 200 or 400 <= status < 500, reply
+    assert set(reply) == ({"items", "next"} if status == 200 else {"error", "message"})
+    assert "Traceback" not in server.log()
