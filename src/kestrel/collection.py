@@ -16,6 +16,7 @@ import heapq
 import os
 import shutil
 import time
+from functools import partial
 from operator import attrgetter
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -530,15 +531,15 @@ class QueueCollection(Service):
     def rewind(self, name: str, since_ms: int, until_ms: int | None = None) -> Deferred[int]:
         """
         Add the retained items added to queue `name` in [since_ms, until_ms) to it again as new
-        items, once each, in the order they were added; fires with how many. Those it adds are
-        not rewound again. Errbacks as `history`'s.
+        items, once each, in the order they were added; fires with how many. The copies it
+        adds are marked as such in the history, and neither it nor a later rewind adds them
+        again. Errbacks as `history`'s.
         """
         try:
             history = self._history_of(name, since_ms, until_ms)
         except Exception:
             return fail()
-        queue = self._queues[name]
-        return rewind(history, queue.add, since_ms, until_ms)
+        return rewind(history, partial(self._queues[name].add, rewound=True), since_ms, until_ms)
 
     def _history_of(self, name: str, since_ms: int, until_ms: int | None) -> History:
         queue = None if self.is_alias(name) else self._queues.get(name)

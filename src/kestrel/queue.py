@@ -309,10 +309,11 @@ class PersistentQueue:
 
     # Adding
 
-    def add(self, data: bytes, expiry: int = 0, add_time: int | None = None) -> bool:
+    def add(self, data: bytes, expiry: int = 0, add_time: int | None = None, rewound: bool = False) -> bool:
         """
         Add an item (expiry in epoch ms, 0 = none). False if the queue refuses it (full, item
-        too large, closed); QueueUnavailable while its journal cannot be written.
+        too large, closed); QueueUnavailable while its journal cannot be written. `rewound`:
+        a rewind adds it, as a copy of an item of the queue's history, which says so.
         """
         limits = self.limits
         if self.closed or len(data) > limits.max_item_size:
@@ -341,7 +342,7 @@ class PersistentQueue:
         self.put_bytes += len(data)
         history = self.history
         if history is not None:
-            history.added(data, item.add_time)
+            history.added(data, item.add_time, rewound)
         if self.reading_behind:
             self._fill_from_disk()
         else:

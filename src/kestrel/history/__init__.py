@@ -19,6 +19,7 @@ class HistoryEntry:
     consumed: int | None  # epoch ms it left the queue; None while it has not (or when unknown)
     outcome: str | None  # "read", "expired", "discarded", "flushed", "dead_lettered"; None while queued
     data: bytes  # the item as stored (an SQS message keeps its envelope)
+    rewound: bool  # a rewind added it, as a copy of an earlier item (later rewinds pass it by)
 
 
 @dataclass(frozen=True)

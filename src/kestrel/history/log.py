@@ -88,8 +88,8 @@ class History(SyncedSource):
 
     # Writes
 
-    def added(self, data: bytes, add_time: int) -> None:
-        """An item was added to the queue now (`add_time` is the item's own)."""
+    def added(self, data: bytes, add_time: int, rewound: bool = False) -> None:
+        """An item was added to the queue now (`add_time` is the item's own); `rewound`: by a rewind, a copy."""
         added = max(self._now_ms(), self._last_add)
         names = self._names
         if not names or (
@@ -101,7 +101,7 @@ class History(SyncedSource):
             self._sizes[added] = 0
         self._last_add = added
         self._last_add_known = True
-        self._append(names[-1], records.encode_added(added, add_time, data))
+        self._append(names[-1], records.encode_added(added, add_time, data, rewound))
 
     def left(self, data: bytes, add_time: int, outcome: int) -> None:
         """An item left the queue now: read (and confirmed), expired, discarded or dead-lettered."""

@@ -5,7 +5,8 @@ A history segment is a sequence of records, each a one-byte opcode and fields; i
 little-endian and signed, as in the journal (`kestrel.journal.records`), but the opcodes are
 history's own and never appear in a journal.
 
-- ADDED: when the item was added to this queue (ms), its add time, then its data.
+- ADDED: its flags (REWOUND: the item is a rewind's copy of an earlier one), when the item
+  was added to this queue (ms), its add time, then its data.
 - LEFT: when it left (ms), how (an outcome code), and what identifies it: its add time and
   the CRC-32 of its data. Items carry no id in Kestrel's journal; a reader matches a LEFT to
   the earliest ADDED before it, in its segment, with the same (add time, CRC-32) that no
@@ -33,7 +34,12 @@ DEAD_LETTERED: Final = 5
 OUTCOMES: Final = {READ: "read", EXPIRED: "expired", DISCARDED: "discarded", FLUSHED_OUT: "flushed",
                    DEAD_LETTERED: "dead_lettered"}
 
-_ADDED_HEADER: Final = Struct("<bqqi")  # op, added_ms, add_time, length; data follows
+# ADDED's flags: a rewind added this item as a copy of one of the queue's history (later
+# rewinds pass it by). Any other bit set is damage.
+REWOUND: Final = 1
+_KNOWN_FLAGS: Final = REWOUND
+
+_ADDED_HEADER: Final = Struct("<bBqqi")  # op, flags, added_ms, add_time, length; data follows
 _LEFT_RECORD: Final = Struct("<bqbqI")  # op, left_ms, outcome, add_time, crc32
 _FLUSHED_HEADER: Final = Struct("<bqi")  # op, ms, count of open reads; (add_time, crc32) each follows
 _KEY: Final = Struct("<qI")
@@ -45,6 +51,7 @@ class Added(NamedTuple):
     added: int
     add_time: int
     data: bytes
+    rewound: bool  # a rewind's copy of an earlier item
 
     @property
     def key(self) -> Key:
@@ -77,8 +84,8 @@ def key_of(data: bytes, add_time: int) -> Key:
     return add_time, zlib.crc32(data)
 
 
-def encode_added(added: int, add_time: int, data: bytes) -> bytes:
-    return _ADDED_HEADER.pack(ADDED, added, add_time, len(data)) + data
+def encode_added(added: int, add_time: int, data: bytes, rewound: bool = False) -> bytes:
+    return _ADDED_HEADER.pack(ADDED, REWOUND if rewound else 0, added, add_time, len(data)) + data
 
 
 def encode_left(left: int, outcome: int, key: Key) -> bytes:
@@ -93,7 +100,7 @@ def encode_flushed(at: int, open_reads: list[Key] | tuple[Key, ...]) -> bytes:
 
 def encode(record: Record) -> bytes:
     if isinstance(record, Added):
-        return encode_added(record.added, record.add_time, record.data)
+        return encode_added(record.added, record.add_time, record.data, record.rewound)
     if isinstance(record, Left):
         return encode_left(record.left, record.outcome, record.key)
     return encode_flushed(record.at, record.open_reads)
@@ -105,12 +112,14 @@ def decode(buf: bytes | memoryview, pos: int) -> tuple[Record, int]:
         raise IncompleteRecord("no opcode byte")
     op = buf[pos]
     if op == ADDED:
-        _, added, add_time, length = _unpack(_ADDED_HEADER, buf, pos)
+        _, flags, added, add_time, length = _unpack(_ADDED_HEADER, buf, pos)
+        if flags & ~_KNOWN_FLAGS:
+            raise BrokenRecord(f"ADDED with unknown flags {flags:#04x}")
         if length < 0:
             raise BrokenRecord(f"ADDED with length {length}")
         start = pos + _ADDED_HEADER.size
         end = _need(buf, start, length)
-        return Added(added, add_time, bytes(buf[start:end])), end
+        return Added(added, add_time, bytes(buf[start:end]), bool(flags & REWOUND)), end
     if op == LEFT:
         _, left, outcome, add_time, crc = _unpack(_LEFT_RECORD, buf, pos)
         if outcome not in OUTCOMES:

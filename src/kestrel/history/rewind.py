@@ -1,6 +1,8 @@
 """
 Rewind: the retained items added in a window, added to their queue again as new items, once
-each and in the order they were added (redelivery, not undo: doc/history.md).
+each and in the order they were added (redelivery, not undo: doc/history.md). The copies a
+rewind adds are marked in the history (`HistoryEntry.rewound`), and a later rewind whose
+window holds them passes them by: it puts back the items they copy, once.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from kestrel.history.log import MAX_PAGE_ENTRIES, History
 
 def rewind(history: History, add: Callable[[bytes], bool], since: int, until: int | None) -> Deferred[int]:
     """
-    Give `add` the data of every item `history` holds added in [since, until), page by page;
+    Give `add` (which adds an item to the queue as a rewind's copy) the data of every item
+    `history` holds added in [since, until), but the copies of earlier rewinds, page by page;
     fires with how many it took. It reads up to where the history ended when it started, so
     the items it adds itself are not rewound again. It stops at the first item `add` refuses
     (a queue full or closed).
@@ -51,6 +54,8 @@ class Rewind:
     def _page(self, found: tuple[list[HistoryEntry], Position | None]) -> None:
         entries, following = found
         for entry in entries:
+            if entry.rewound:
+                continue  # a copy: a rewind puts back the item it copies when its window holds that one's add
             try:
                 taken = self._add(entry.data)
             except Exception:  # the queue cannot be written (QueueUnavailable)

@@ -223,7 +223,7 @@ class PageBuilder:
         self._until = until
         self._limit = limit
         self._budget = budget
-        self._found: list[list] = []  # [added, consumed, outcome, data, key, segment]
+        self._found: list[list] = []  # [added, consumed, outcome, data, key, segment, rewound]
         self._bytes = 0
         self.full = False  # the page has its entries: no more are taken
         self.ended = False  # an add at or after `until` was met: the window ends there
@@ -257,7 +257,7 @@ class PageBuilder:
             self.next_position = Position(segment, start)
             return
         key = record.key
-        entry = [record.added, None, None, record.data, key, segment]
+        entry = [record.added, None, None, record.data, key, segment, record.rewound]
         self._found.append(entry)
         self._bytes += len(record.data)
         if self._filed_here(record.add_time, segment):
@@ -313,4 +313,7 @@ class PageBuilder:
                         entry[1], entry[2] = record.at, records.OUTCOMES[records.FLUSHED_OUT]
 
     def entries(self) -> list[HistoryEntry]:
-        return [HistoryEntry(added, consumed, outcome, data) for added, consumed, outcome, data, _, _ in self._found]
+        return [
+            HistoryEntry(added, consumed, outcome, data, rewound)
+            for added, consumed, outcome, data, _, _, rewound in self._found
+        ]

@@ -8,9 +8,11 @@ now), in the order they were added, whether or not they were consumed, ``limit``
 default 100) to a page; ``next`` is the cursor of the next page, null after the last. Times
 are epoch milliseconds or RFC 3339 (kestrel.timestamps). The reply is JSON:
 
-    {"items": [{"added": ms, "consumed": ms|null, "outcome": "read"|...|null, "body": base64}], "next": C|null}
+    {"items": [{"added": ms, "consumed": ms|null, "outcome": "read"|...|null, "rewound": bool, "body": base64}],
+     "next": C|null}
 
-where ``body`` is the message as a client got it: an SQS message's body without its envelope.
+where ``rewound`` says a rewind added the item (a copy of an earlier one), and ``body`` is the
+message as a client got it: an SQS message's body without its envelope.
 
 The resource (resource.py) signs and grants it like ReceiveMessage: the same SigV4 check (a
 header or a presigned query string), the same applications, the `read` grant on the queue.
@@ -171,6 +173,7 @@ def encode_page(page: HistoryPage, request_id: str) -> Reply:
             "added": entry.added,
             "consumed": entry.consumed,
             "outcome": entry.outcome,
+            "rewound": entry.rewound,
             "body": base64.b64encode(body_of(entry.data)).decode("ascii"),
         }
         for entry in page.entries

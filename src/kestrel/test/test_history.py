@@ -77,10 +77,10 @@ def test_a_read_gives_each_item_added_in_order_with_when_and_how_it_left(harness
     harness.clock.advance(1)
     assert kestrel.confirm("q", confirmed.xid) and kestrel.unremove("q", aborted.xid)
     assert page(kestrel).entries == [
-        HistoryEntry(start, got_at, "read", b"got"),
-        HistoryEntry(start + 1000, now_ms(harness), "read", b"confirmed"),
-        HistoryEntry(start + 2000, None, None, b"aborted"),  # an aborted read is no leave
-        HistoryEntry(start + 3000, None, None, b"queued"),
+        HistoryEntry(start, got_at, "read", b"got", False),
+        HistoryEntry(start + 1000, now_ms(harness), "read", b"confirmed", False),
+        HistoryEntry(start + 2000, None, None, b"aborted", False),  # an aborted read is no leave
+        HistoryEntry(start + 3000, None, None, b"queued", False),
     ]
 
 
@@ -548,11 +548,45 @@ def test_rewind_adds_each_item_of_the_window_once_in_order_as_new_items(harness)
     assert fired(kestrel.rewind("q", start + 40_000, start + 160_000)) == [3]
     assert [(number_of(item.data), item.add_time) for item in kestrel.queue("q").memory()] == [
         (1, now_ms(harness)), (2, now_ms(harness)), (3, now_ms(harness))]
-    # The rewound items are in the history as new adds; a second rewind of everything
-    # takes each add once, the first rewind's included, not its own.
-    assert fired(kestrel.rewind("q", start)) == [8]
-    assert [number_of(data) for data in drain(kestrel.queue("q"))] == [1, 2, 3, 0, 1, 2, 3, 4, 1, 2, 3]
-    assert len(page(kestrel).entries) == 16
+
+
+def test_a_history_read_shows_which_items_a_rewind_added_and_they_live_as_any_item(harness):
+    kestrel = retaining(harness)
+    start = now_ms(harness)
+    kestrel.add("q", b"one")
+    kestrel.add("q", b"two")
+    assert kestrel.fetch("q").data == b"one"
+    harness.clock.advance(1)
+    assert fired(kestrel.rewind("q", start)) == [2]
+    rewound_at = now_ms(harness)
+    harness.clock.advance(1)
+    assert kestrel.queue("q").items == 3
+    assert [kestrel.fetch("q").data for _ in range(2)] == [b"two", b"one"]  # the copy of "one" is delivered
+    assert page(kestrel).entries == [
+        HistoryEntry(start, start, "read", b"one", False),
+        HistoryEntry(start, now_ms(harness), "read", b"two", False),
+        HistoryEntry(rewound_at, now_ms(harness), "read", b"one", True),  # consumed on its own
+        HistoryEntry(rewound_at, None, None, b"two", True),
+    ]
+
+
+def test_every_rewind_since_a_time_puts_back_each_item_added_then_once_not_the_copies(harness):
+    kestrel = retaining(harness)
+    start = now_ms(harness)
+    for index in range(3):
+        kestrel.add("q", numbered(index))
+        harness.clock.advance(1)
+    drain(kestrel.queue("q"))
+    for rewind in range(3):
+        # Each window reaches the copies of the rewinds before: they are passed by.
+        assert fired(kestrel.rewind("q", start)) == [3]
+        assert [number_of(data) for data in drain(kestrel.queue("q"))] == [0, 1, 2]
+        harness.clock.advance(1)
+    entries = page(kestrel).entries
+    assert [(number_of(entry.data), entry.rewound) for entry in entries] == (
+        [(index, False) for index in range(3)] + [(index, True) for index in range(3)] * 3)
+    # A window that holds only copies (their originals added before it) puts back nothing.
+    assert fired(kestrel.rewind("q", entries[3].added)) == [0]
 
 
 def test_rewind_reads_up_to_where_it_started_while_the_queue_goes_on(harness):

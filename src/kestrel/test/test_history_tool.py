@@ -172,8 +172,10 @@ def test_a_refusal_is_the_servers_code_and_message(monkeypatch):
 
 
 ITEMS = [
-    {"added": 1796250600000, "consumed": 1796250601500, "outcome": "read", "body": base64.b64encode(b"one").decode()},
-    {"added": 1796250600001, "consumed": None, "outcome": None, "body": base64.b64encode(b"two\nlines\xff").decode()},
+    {"added": 1796250600000, "consumed": 1796250601500, "outcome": "read", "rewound": False,
+     "body": base64.b64encode(b"one").decode()},
+    {"added": 1796250600001, "consumed": None, "outcome": None, "rewound": True,
+     "body": base64.b64encode(b"two\nlines\xff").decode()},
 ]
 
 
@@ -206,7 +208,7 @@ def fake_client(monkeypatch):
 def test_one_page_is_printed_as_rows_and_the_next_cursor_goes_to_stderr(fake_client, capsys):
     out = io.StringIO()
     assert command.main(["history", "jobs", "--since", "0", "--sqs", "127.0.0.1:9"], out) == 0
-    assert out.getvalue() == "2026-12-02T22:30:00.000Z  read           2026-12-02T22:30:01.500Z  one\n"
+    assert out.getvalue() == "2026-12-02T22:30:00.000Z  read           2026-12-02T22:30:01.500Z  -        one\n"
     assert capsys.readouterr().err == "kestrel: more items: --cursor 1 (or --all)\n"
 
 
@@ -218,8 +220,8 @@ def test_all_follows_the_cursors_and_json_prints_the_items_as_sent(fake_client, 
     assert capsys.readouterr().err == ""
 
 
-def test_a_row_shows_a_queued_item_and_escapes_its_body():
-    assert item_line(ITEMS[1]) == "2026-12-02T22:30:00.001Z  queued         -                         two\\nlines\\xff"
+def test_a_row_shows_a_queued_rewound_item_and_escapes_its_body():
+    assert item_line(ITEMS[1]) == "2026-12-02T22:30:00.001Z  queued         -                         rewound  two\\nlines\\xff"
     assert printable("tab\tcafé".encode()) == "tab\\tcafé"
 
 

@@ -19,7 +19,7 @@ from kestrel.history import HistoryEntry, HistoryPage
 from kestrel.sqs.apps import App
 from kestrel.sqs.errors import SqsError
 from kestrel.sqs.history import DEFAULT_LIMIT, MAX_LIMIT, HistoryQuery, encode_error, encode_page, parse_query
-from kestrel.test.support import ServerHarness
+from kestrel.test.support import ServerHarness, fired
 from kestrel.test.test_hostile_admin import responses
 from kestrel.test.test_sqs_resource import APP, HOST, KEY, SECRET, Listener, botocore_signs_at_a_fixed_time, raw, signed
 from kestrel.timestamps import parse_timestamp
@@ -99,8 +99,8 @@ def test_bad_parameters_are_400s_that_say_what_is_wrong(target, code, words):
 def test_a_page_is_json_with_bodies_in_base64_as_clients_got_them():
     page = HistoryPage(
         [
-            HistoryEntry(MS, MS + 5, "read", b"plain \xff"),
-            HistoryEntry(MS + 1, None, None, envelope.wrap({"id": "m1"}, b"sqs body")),
+            HistoryEntry(MS, MS + 5, "read", b"plain \xff", False),
+            HistoryEntry(MS + 1, None, None, envelope.wrap({"id": "m1"}, b"sqs body"), True),
         ],
         "next-page",
     )
@@ -108,8 +108,10 @@ def test_a_page_is_json_with_bodies_in_base64_as_clients_got_them():
     assert (status, headers) == (200, {"Content-Type": "application/json", "x-amzn-RequestId": "request-1"})
     assert json.loads(body) == {
         "items": [
-            {"added": MS, "consumed": MS + 5, "outcome": "read", "body": base64.b64encode(b"plain \xff").decode()},
-            {"added": MS + 1, "consumed": None, "outcome": None, "body": base64.b64encode(b"sqs body").decode()},
+            {"added": MS, "consumed": MS + 5, "outcome": "read", "rewound": False,
+             "body": base64.b64encode(b"plain \xff").decode()},
+            {"added": MS + 1, "consumed": None, "outcome": None, "rewound": True,
+             "body": base64.b64encode(b"sqs body").decode()},
         ],
         "next": "next-page",
     }
@@ -218,6 +220,18 @@ def test_a_read_gives_the_items_added_in_order_with_how_they_left(listener, kest
         (added, added + 2000, "read"), (added, None, None), (added, None, None),
     ]
     assert page["next"] is None
+
+
+def test_a_read_says_which_items_a_rewind_added(listener, kestrel):
+    kestrel.add("jobs", b"one")
+    kestrel.clock.advance(1)
+    rewound = fired(kestrel.collection.rewind("jobs", 0))
+    kestrel.settle()
+    assert rewound == [1]
+    code, page = read(listener, kestrel, "/history/jobs?since=0")
+    assert code == 200
+    assert [(body, item["rewound"]) for body, item in zip(bodies(page), page["items"])] == [
+        (b"one", False), (b"one", True)]
 
 
 def test_pages_follow_the_cursor_to_the_end_and_the_window_bounds_them(listener, kestrel):

@@ -85,11 +85,16 @@ def _refusal(error: urllib.error.HTTPError) -> HistoryRefused:
 
 
 def item_line(item: dict[str, Any]) -> str:
-    """An item as a row: when it was added, how and when it left (`queued` while it has not), its body."""
+    """
+    An item as a row: when it was added, how and when it left (`queued` while it has not),
+    `rewound` for a rewind's copy (`-` otherwise), its body.
+    """
     consumed = item.get("consumed")
     outcome = item.get("outcome") or ("queued" if consumed is None else "consumed")
     left = "-" if consumed is None else format_timestamp(consumed)
-    return f"{format_timestamp(item['added'])}  {outcome:<13}  {left:<24}  {printable(base64.b64decode(item['body']))}"
+    added_by = "rewound" if item.get("rewound") else "-"
+    body = printable(base64.b64decode(item["body"]))
+    return f"{format_timestamp(item['added'])}  {outcome:<13}  {left:<24}  {added_by:<7}  {body}"
 
 
 def item_json(item: dict[str, Any]) -> str:
