@@ -151,7 +151,7 @@ def test_kestrel_history_and_rewind_as_an_operator_runs_them(make_server):
     assert [base64.b64decode(line["body"]) for line in lines] == ITEMS
     rows = tool("history", "jobs", "--since", "0", "--limit", "2", *signing)
     first, second = (row.split() for row in rows.stdout.splitlines())
-    assert (first[1], first[3:], second[1:]) == ("read", ["item", "0"], ["queued", "-", "item", "1"])
+    assert (first[1], first[3:], second[1:]) == ("read", ["-", "item", "0"], ["queued", "-", "-", "item", "1"])
     assert rows.stderr.startswith("kestrel: more items: --cursor ")
 
     rewind = tool("rewind", "jobs", "--since", "0")
@@ -159,6 +159,16 @@ def test_kestrel_history_and_rewind_as_an_operator_runs_them(make_server):
     assert json.loads(rewind.stdout) == {"queue": "jobs", "rewound": 5}
     # What was left, then each rewound item once, in the order they were first added.
     assert [client.get("jobs") for _ in range(10)] == ITEMS[1:] + ITEMS + [None]
+    # Again: the items once more, not the first rewind's copies, which the history marks.
+    again = tool("rewind", "jobs", "--since", "0")
+    assert json.loads(again.stdout) == {"queue": "jobs", "rewound": 5}
+    assert [client.get("jobs") for _ in range(6)] == ITEMS + [None]
+    history = tool("history", "jobs", "--since", "0", "--all", "--json", *signing)
+    lines = [json.loads(line) for line in history.stdout.splitlines()]
+    assert [(base64.b64decode(line["body"]), line["rewound"]) for line in lines] == (
+        [(item, False) for item in ITEMS] + [(item, True) for item in ITEMS] * 2)
+    rows = tool("history", "jobs", "--since", "0", "--all", *signing).stdout.splitlines()
+    assert [row.split()[3] for row in rows] == ["-"] * 5 + ["rewound"] * 10
 
     not_retained = tool("rewind", "plain", "--since", "0")
     assert (not_retained.returncode, not_retained.stderr) == (1, "kestrel: 409: queue plain keeps no history to rewind: its retain setting is off\n")
