@@ -573,15 +573,13 @@ def test_a_history_read_shows_which_items_a_rewind_added_and_they_live_as_any_it
 def test_every_rewind_since_a_time_puts_back_each_item_added_then_once_not_the_copies(harness):
     kestrel = retaining(harness)
     start = now_ms(harness)
-    for index in range(3):
-        kestrel.add("q", numbered(index))
-        harness.clock.advance(1)
-    drain(kestrel.queue("q"))
+    added = [kestrel.add("q", numbered(index)) for index in range(3)]
+    assert added == [True] * 3 and len(drain(kestrel.queue("q"))) == 3
     for rewind in range(3):
+        harness.clock.advance(1)
         # Each window reaches the copies of the rewinds before: they are passed by.
         assert fired(kestrel.rewind("q", start)) == [3]
         assert [number_of(data) for data in drain(kestrel.queue("q"))] == [0, 1, 2]
-        harness.clock.advance(1)
     entries = page(kestrel).entries
     assert [(number_of(entry.data), entry.rewound) for entry in entries] == (
         [(index, False) for index in range(3)] + [(index, True) for index in range(3)] * 3)
@@ -610,6 +608,8 @@ def test_a_rewind_of_many_pages_reads_up_to_where_it_started(harness, monkeypatc
         kestrel.add("q", numbered(index))
     assert fired(kestrel.rewind("q", 0)) == [5]
     assert [number_of(data) for data in drain(kestrel.queue("q"))] == [0, 1, 2, 3, 4] * 2
+    assert fired(kestrel.rewind("q", 0)) == [5]  # the copies, pages of them too, passed by
+    assert [number_of(data) for data in drain(kestrel.queue("q"))] == [0, 1, 2, 3, 4]
 
 
 def test_rewind_stops_at_a_full_queue_and_says_how_many_it_added(harness, captured_logs):
