@@ -15,18 +15,24 @@ from __future__ import annotations
 import gc
 import heapq
 import os
+import shutil
 import time
+from functools import partial
 from operator import attrgetter
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 
 from mypy_extensions import mypyc_attr
 from twisted.application.internet import TimerService
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, fail, gatherResults
 from kestrel.clock import Clock
 from twisted.logger import Logger
 
 from kestrel.config import WHITELISTS, QueueConfig, ServerConfig, validate_queue_name
+from kestrel.history import HistoryPage, NoSuchQueue, NotRetained
+from kestrel.history.log import MAX_PAGE_ENTRIES, History
+from kestrel.history.rewind import rewind
+from kestrel.history.segments import history_directory, retained_queues
 from kestrel.journal import files
 from kestrel.journal.journal import Journal
 from kestrel.journal.writer import JournalWriter
@@ -81,6 +87,11 @@ class QueueCollection(Service):
         self._spool: dict[str, list[str]] = {}
         # Journals of deleted queues whose erase has not run yet, by name (see Journal).
         self._erasing: dict[str, Journal] = {}
+        # The same for histories (kestrel.history).
+        self._erasing_histories: dict[str, History] = {}
+        # The queues with a history folder at start, until each has its History: a queue
+        # made later has none, so its History lists nothing.
+        self._history_folders: set[str] = set()
         self._sweeper: TimerService | None = None
         self._runtime = RuntimeSettings(config.queue_path, writer, clock)
         # Whether any queue has a client-id whitelist: the request path looks no further when none does.
@@ -127,6 +138,7 @@ class QueueCollection(Service):
         self._runtime.load()
         self.has_whitelists = self._has_whitelists()
         self._spool = files.list_spool(self.queue_path)
+        self._history_folders = set(retained_queues(self.queue_path))
         # The cyclic garbage collector waits until every queue is loaded: loading makes about
         # ten lasting objects a queue and next to no garbage, and each collection would walk all
         # those made so far (half of the start of a million queues went to it; issue 15).
@@ -146,12 +158,30 @@ class QueueCollection(Service):
         for name in self._runtime.names():
             if name not in self._queues:
                 self._create(name)
+        self._load_histories()
         self.log.info(
             "loaded {queues} queues ({items} items) from {path} in {seconds:.2f} s",
             queues=len(self._queues), items=sum(queue.items for queue in self._queues.values()),
             path=self.queue_path, seconds=time.monotonic() - started,
         )
         self._warn_masked_queues()
+
+    def _load_histories(self) -> None:
+        """
+        A queue with a history and `retain` set exists, even without journal files; the
+        history of a queue without `retain` (any more) is erased.
+        """
+        for name in sorted(self._history_folders):
+            queue = self._queues.get(name)
+            if queue is None and self.queue_config(name).retain is not None:
+                try:
+                    queue = self._create(name)
+                except InvalidQueueName:
+                    pass
+            if queue is None or queue.history is None:
+                self.log.info("erasing the history of {queue}: it has no retain set", queue=name)
+                shutil.rmtree(history_directory(self.queue_path, name), ignore_errors=True)
+        self._history_folders = set()
 
     def close(self, rewrite_empty: bool = False) -> None:
         for queue in self._queues.values():
@@ -211,6 +241,7 @@ class QueueCollection(Service):
         queue = PersistentQueue(name, config, journal, self._clock)
         self._attach_sinks(queue)
         queue.replay(self._spool.pop(name, ()))
+        self._attach_history(queue)
         self._queues[name] = queue
         self.names_changes += 1
         master, plus, _ = name.partition("+")
@@ -244,6 +275,41 @@ class QueueCollection(Service):
             queue.dead_letter_sink = lambda item: self._hand_on(dead_letter, item, item.add_time)
         else:
             queue.dead_letter_sink = None
+
+    def _attach_history(self, queue: PersistentQueue) -> None:
+        """
+        Start or stop its history as `retain` says; stopped, the history is erased
+        (doc/history.md). A history follows its queue's `retain` and `sync_journal`.
+        """
+        config = queue.config
+        retain = config.retain
+        history = queue.history
+        if retain is None:
+            if history is not None:
+                queue.history = None
+                self._erase_history(queue.name, history)
+        elif history is not None:
+            history.configure(retain, config.sync_journal)
+        else:
+            history = self._erasing_histories.pop(queue.name, None)
+            if history is None:
+                history = History(
+                    self.queue_path, queue.name, self._writer, self._clock, retain, config.sync_journal,
+                    has_files=queue.name in self._history_folders,
+                )
+            else:
+                # Its writes are queued behind its erase.
+                history.configure(retain, config.sync_journal)
+            queue.history = history
+
+    def _erase_history(self, name: str, history: History) -> None:
+        # A queue of the same name made before the erase has run takes it on (see `delete`).
+        self._erasing_histories[name] = history
+        history.erase().addBoth(self._history_erased, name, history)
+
+    def _history_erased(self, result, name: str, history: History) -> None:
+        if self._erasing_histories.get(name) is history:
+            del self._erasing_histories[name]
 
     def _hand_on(self, target: str, item: Item, add_time: int | None) -> bool:
         try:
@@ -280,12 +346,12 @@ class QueueCollection(Service):
         """
         For queues that fsync every write (`sync_journal = 0`): a Deferred that fires once what
         was just journaled for `name` (and, with `fanout`, its children or alias destinations)
-        is on disk. None when there is nothing to wait for.
+        is on disk, with its history. None when there is nothing to wait for.
         """
         if name not in self.config.aliases and not (fanout and name in self._children):
             queue = self._queues.get(name)
-            return None if queue is None else queue.journal.durable()
-        waits = [wait for wait in (queue.journal.durable() for queue in self._targets(name, fanout)) if wait is not None]
+            return None if queue is None else queue.durable()
+        waits = [wait for wait in (queue.durable() for queue in self._targets(name, fanout)) if wait is not None]
         if not waits:
             return None
         return waits[0] if len(waits) == 1 else gatherResults(waits, consumeErrors=True)
@@ -352,6 +418,9 @@ class QueueCollection(Service):
         # so that its writes land after the erase.
         self._erasing[name] = journal
         queue.destroy().addBoth(self._erased, name, journal)
+        if queue.history is not None:
+            self._erase_history(name, queue.history)
+            queue.history = None
         master, plus, _ = name.partition("+")
         if plus and name in self._children.get(master, ()):
             self._children[master].remove(name)
@@ -399,6 +468,7 @@ class QueueCollection(Service):
     def _apply_config(self, name: str, queue: PersistentQueue) -> None:
         queue.reconfigure(self.queue_config(name))
         self._attach_sinks(queue)
+        self._attach_history(queue)
 
     def _has_whitelists(self) -> bool:
         return self.config.has_whitelists or self._runtime.sets_any(WHITELISTS)
@@ -454,6 +524,47 @@ class QueueCollection(Service):
         masked = sorted(set(self._queues) & set(self.config.aliases))
         if masked:
             self.log.warn("queue name(s) masked by alias(es): {names}", names=", ".join(masked))
+
+    # History (kestrel.history)
+
+    def history(
+        self, name: str, since_ms: int, until_ms: int | None, limit: int, cursor: str | None = None
+    ) -> Deferred[HistoryPage]:
+        """
+        A page of the items added to queue `name` with since_ms <= added < until_ms (None: no
+        end), in the order added, at most `limit` (1 to 1,000). Errbacks: NoSuchQueue,
+        NotRetained, BadCursor, ValueError for a limit out of range or since after until.
+        """
+        try:
+            history = self._history_of(name, since_ms, until_ms)
+            if not 1 <= limit <= MAX_PAGE_ENTRIES:
+                raise ValueError(f"limit must be 1 to {MAX_PAGE_ENTRIES}, not {limit}")
+            return history.read(since_ms, until_ms, limit, cursor)
+        except Exception:
+            return fail()
+
+    def rewind(self, name: str, since_ms: int, until_ms: int | None = None) -> Deferred[int]:
+        """
+        Add the retained items added to queue `name` in [since_ms, until_ms) to it again as new
+        items, once each, in the order they were added; fires with how many. The copies it
+        adds are marked as such in the history, and neither it nor a later rewind adds them
+        again. Errbacks as `history`'s.
+        """
+        try:
+            history = self._history_of(name, since_ms, until_ms)
+        except Exception:
+            return fail()
+        return rewind(history, partial(self._queues[name].add, rewound=True), since_ms, until_ms)
+
+    def _history_of(self, name: str, since_ms: int, until_ms: int | None) -> History:
+        queue = None if self.is_alias(name) else self._queues.get(name)
+        if queue is None:
+            raise NoSuchQueue(name)
+        if queue.history is None:
+            raise NotRetained(name)
+        if until_ms is not None and since_ms > until_ms:
+            raise ValueError(f"since ({since_ms}) is after until ({until_ms})")
+        return queue.history
 
     # Stats
 

@@ -14,10 +14,14 @@ its admin port and its spool.
     kestrel get QUEUE [-n N] [--timeout 5s] [--reserve]
     kestrel peek QUEUE | tail QUEUE        the head item; every item as it comes (Ctrl-C ends it)
     kestrel fleet                          each server's status and queue depths
+    kestrel history QUEUE --since T [--until T] [--all] [--json]   what a retained queue got
+    kestrel rewind QUEUE --since T [--until T]    put what it got back into it (doc/history.md)
 
 The config is -c, else $KESTREL_CONFIG, else etc/kestrel.conf in the working folder; it is
-read for the admin port (unless --admin names it), the spool (dump) and the memcache port
-(the queue commands, unless --servers names servers). Exit codes: 0 done; 1 the server
+read for the admin port (unless --admin names it), the spool (dump), the memcache port
+(the queue commands, unless --servers names servers) and the SQS listener (history, unless
+--sqs names it). A time T is epoch milliseconds, RFC 3339 (2026-12-02T22:30:00Z) or a
+duration ago (90s, 10m, 2h, 3d). Exit codes: 0 done; 1 the server
 refused (its reason on stderr), or a journal ends in a damaged record; 2 the server cannot be
 reached, or bad usage, config or file; 3 get or peek found no item; 4 a put's connection
 dropped before its reply, so the item may or may not be stored. Errors are one line on stderr.
@@ -26,22 +30,26 @@ dropped before its reply, so the item may or may not be stored. Errors are one l
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import re
 import signal
 import sys
 import threading
+import time
 import urllib.error
 from itertools import islice
 from typing import BinaryIO, TextIO
 
-from kestrel.config import ConfigError, ServerConfig, load_config
+from kestrel.config import ConfigError, ServerConfig, load_config, parse_duration
 from kestrel.journal import files
+from kestrel.timestamps import parse_timestamp
 from kestrel.tools.admin import AdminClient, error_message, run
+from kestrel.tools.history import Credentials, HistoryClient, HistoryRefused, item_json, item_line
 from kestrel.tools.qdump import dump_files
 
 DEFAULT_CONFIG = os.path.join("etc", "kestrel.conf")
-ADMIN_COMMANDS = ("stats", "status", "reload", "shutdown", "quiesce", "ping", "server-info", "metrics")
+ADMIN_COMMANDS = ("stats", "status", "reload", "shutdown", "quiesce", "ping", "server-info", "metrics", "rewind")
 QUEUE_COMMANDS = ("put", "get", "peek", "tail", "fleet")
 NO_ITEM = 3
 OUTCOME_UNKNOWN = 4
@@ -92,7 +100,52 @@ def parser() -> argparse.ArgumentParser:
     load = commands.add_parser("load", help="the load tools (kestrel load --help)", add_help=False)
     load.add_argument("arguments", nargs=argparse.REMAINDER)
     queue_commands(commands)
+    history_commands(commands)
     return top
+
+
+def history_commands(commands) -> None:
+    """history (the SQS listener's /history route) and rewind (the admin port's POST /rewind)."""
+    window = argparse.ArgumentParser(add_help=False)
+    window.add_argument("queue")
+    window.add_argument("--since", type=instant, required=True, metavar="T",
+                        help="from this time on: epoch ms, RFC 3339, or a duration ago (10m, 3d)")
+    window.add_argument("--until", type=instant, metavar="T", help="up to (not including) this time (default: now)")
+    reads = commands.add_parser(
+        "history", parents=[window], help="the items a retained queue got in a window, consumed or not",
+        description="kestrel history jobs --since 1h\nkestrel history jobs --since 2026-12-02T22:00:00Z --all --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    reads.add_argument("--limit", type=int, metavar="N", help="items a page, 1 to 1000 (default 100)")
+    reads.add_argument("--cursor", metavar="C", help="go on from where a page ended (the cursor it printed)")
+    reads.add_argument("--all", action="store_true", help="every page, following the cursors, instead of the first")
+    reads.add_argument("--json", action="store_true", help="the items as the server sends them, one JSON object a line")
+    reads.add_argument("--sqs", metavar="HOST:PORT", help="the SQS listener, instead of the config's sqs_listen")
+    reads.add_argument("--access-key", help="sign as this app (default: $AWS_ACCESS_KEY_ID)")
+    reads.add_argument("--secret", help="its secret (default: $AWS_SECRET_ACCESS_KEY)")
+    commands.add_parser(
+        "rewind", parents=[window], help="put the items a retained queue got in a window back into it, as new items",
+        description="kestrel rewind jobs --since 2026-12-02T22:00:00Z --until 2026-12-02T22:05:00Z",
+    )
+
+
+def instant(text: str) -> int:
+    """Epoch milliseconds from epoch milliseconds, RFC 3339, or a duration ago (`10m`: ten minutes ago)."""
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        pass
+    try:
+        # A duration needs its unit here: a bare number is epoch milliseconds.
+        ago = parse_duration(text) if text.strip()[-1:].isalpha() else None
+    except ValueError:
+        ago = None
+    if ago is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected epoch milliseconds, an RFC 3339 time such as 2026-12-02T22:30:00Z, "
+            "or a duration ago such as 10m or 3d"
+        )
+    return int((time.time() - ago) * 1000)
 
 
 def queue_commands(commands) -> None:
@@ -148,6 +201,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             return dump_files(journal_paths(options), out, data=options.data, offsets=options.offsets, quiet=options.quiet)
         if options.command in QUEUE_COMMANDS:
             return queues(options, out)
+        if options.command == "history":
+            return history(options, out)
         return admin(options, out)
     except CommandError as error:
         print(f"kestrel: {error}", file=sys.stderr)
@@ -195,6 +250,47 @@ def admin(options: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def history(options: argparse.Namespace, out: TextIO) -> int:
+    """The items one page (or, with --all, every page) holds, one a line; without --all, the next page's cursor on stderr."""
+    host, port = sqs_address(options)
+    client = HistoryClient(host, port, credentials(options))
+    window = (options.queue, options.since, options.until, options.limit, options.cursor)
+    line = item_json if options.json else item_line
+    try:
+        for reply in client.pages(*window) if options.all else [client.page(*window)]:
+            out.writelines(line(item) + "\n" for item in reply["items"])
+    except HistoryRefused as error:
+        print(f"kestrel: {error}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as error:
+        raise CommandError(f"cannot reach the SQS listener {host}:{port}: {getattr(error, 'reason', error)}") from None
+    except (http.client.HTTPException, ValueError, KeyError) as error:  # another port, another server
+        raise CommandError(f"{host}:{port} does not answer as txkestrel's SQS listener: {error!r}") from None
+    if reply["next"] is not None:
+        print(f"kestrel: more items: --cursor {reply['next']} (or --all)", file=sys.stderr)
+    return 0
+
+
+def credentials(options: argparse.Namespace) -> Credentials:
+    """The app's key and secret from the options or AWS's variables; none at all signs anonymously (a server without [apps])."""
+    key = options.access_key or os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = options.secret or os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if key is None and secret is None:
+        return Credentials()
+    if not key or secret is None:
+        raise CommandError("give both --access-key and --secret (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+    return Credentials(key, secret.encode())
+
+
+def sqs_address(options: argparse.Namespace) -> tuple[str, int]:
+    if options.sqs:
+        return host_and_port(options.sqs, "--sqs")
+    listen = config(options).sqs_listen
+    if not listen:
+        raise CommandError("the config's sqs_listen is off: the history is read on the SQS listener (or give --sqs HOST:PORT)")
+    return tcp_address(listen, "sqs_listen", "--sqs HOST:PORT")
+
+
 def config(options: argparse.Namespace) -> ServerConfig:
     path = options.config or os.environ.get("KESTREL_CONFIG") or DEFAULT_CONFIG
     try:
@@ -206,12 +302,16 @@ def config(options: argparse.Namespace) -> ServerConfig:
 
 def admin_address(options: argparse.Namespace) -> tuple[str, int]:
     if options.admin:
-        host, _, port = options.admin.rpartition(":")
-        if not port.isdigit():
-            raise CommandError(f"--admin {options.admin}: expected HOST:PORT")
-        return host or "127.0.0.1", int(port)
+        return host_and_port(options.admin, "--admin")
     listen = config(options).admin_listen
     return tcp_address(listen)
+
+
+def host_and_port(text: str, option: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not port.isdigit():
+        raise CommandError(f"{option} {text}: expected HOST:PORT")
+    return host or "127.0.0.1", int(port)
 
 
 def tcp_address(endpoint: str, setting: str = "admin_listen", instead: str = "--admin HOST:PORT") -> tuple[str, int]:

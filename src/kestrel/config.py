@@ -129,6 +129,8 @@ class QueueConfig:
     # without one, is dropped) instead of going out again: doc/configuration.md.
     max_deliveries: int | None = None
     dead_letter_queue: str | None = None
+    # How long the queue's history keeps each item after its add (doc/history.md); None: no history.
+    retain: float | None = None
     # Thrift client ids (Finagle's) allowed to add / to remove; None lets everyone.
     whitelist_client_id_for_enqueue: tuple[str, ...] | None = None
     whitelist_client_id_for_dequeue: tuple[str, ...] | None = None
@@ -295,6 +297,11 @@ def _strings(value: object, example: str) -> tuple[str, ...]:
     raise ValueError(f"expected a list of {example}, got {value!r}")
 
 
+def _retention(value: object) -> float | None:
+    """A duration; 0 and "never" both mean no history."""
+    return parse_duration(value) or None
+
+
 _client_ids = partial(_strings, example='client ids such as ["billing", "reports"]')
 
 
@@ -347,6 +354,7 @@ QUEUE_OPTION_PARSERS: Mapping[str, Parser] = MappingProxyType(
         "open_transaction_timeout": parse_duration,
         "max_deliveries": _positive_count,
         "dead_letter_queue": _queue_name,
+        "retain": _retention,
         "whitelist_client_id_for_enqueue": _client_ids,
         "whitelist_client_id_for_dequeue": _client_ids,
     }

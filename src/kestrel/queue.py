@@ -13,12 +13,14 @@ import dataclasses
 import math
 from typing import Callable, ClassVar, Final, Sequence, cast
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from kestrel.clock import Clock
 from twisted.logger import Logger
 
 from kestrel.config import QueueConfig
 from kestrel.head_list import HeadList
+from kestrel.history import records as history_records
+from kestrel.history.log import History
 from kestrel.journal import records
 from kestrel.journal.journal import Journal
 from kestrel.read_behind import ReadBehind, ReadItems
@@ -123,7 +125,7 @@ class PersistentQueue:
         "memory_bytes", "_next_seq", "_xid", "_replaying", "_returned_at_head", "_last_removed_add_time",
         "_read_behind", "_upkeep", "created_at", "total_items", "put_bytes", "expired_items", "discarded",
         "transactions", "canceled_transactions", "total_flushes", "get_hits", "get_misses", "lost_items",
-        "dead_lettered",
+        "dead_lettered", "history",
     )
 
     def __init__(self, name: str, config: QueueConfig, journal: Journal, clock: Clock):
@@ -173,6 +175,9 @@ class PersistentQueue:
         self.get_misses = 0
         self.lost_items = 0
         self.dead_lettered = 0
+        # Its history (`kestrel.history`) when `retain` is set; the collection sets it. Each
+        # place an item is added or leaves tells it.
+        self.history: History | None = None
 
     def __repr__(self) -> str:
         return f"<PersistentQueue {self.name} items={self.items}>"
@@ -229,13 +234,24 @@ class PersistentQueue:
             return 0
         return max(0, self._now_ms() - self._last_removed_add_time)
 
+    @property
+    def retained_bytes(self) -> int:
+        """Bytes of its history on disk (0 without `retain`)."""
+        history = self.history
+        return 0 if history is None else history.retained_bytes
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes of its journal files and its history."""
+        return self.journal.size + self.journal.archived + self.retained_bytes
+
     def head_age_ms(self) -> int:
         """Milliseconds since the add time of the item at the head (the oldest waiting); 0 when none is."""
         return max(0, self._now_ms() - self._memory[0].add_time) if self._memory else 0
 
     def stats(self) -> list[tuple[str, int]]:
-        """Kestrel's per-queue stats, in its order."""
-        return [
+        """Kestrel's per-queue stats, in its order, then the project's own; disk use only for a queue with `retain`."""
+        stats = [
             ("items", self.items),
             ("bytes", self.bytes),
             ("total_items", self.total_items),
@@ -259,6 +275,10 @@ class PersistentQueue:
             ("head_age", self.head_age_ms()),
             ("dead_lettered", self.dead_lettered),
         ]
+        if self.history is not None:
+            stats.append(("disk_bytes", self.disk_bytes))
+            stats.append(("retained_bytes", self.history.retained_bytes))
+        return stats
 
     # Start-up
 
@@ -312,10 +332,11 @@ class PersistentQueue:
 
     # Adding
 
-    def add(self, data: bytes, expiry: int = 0, add_time: int | None = None) -> bool:
+    def add(self, data: bytes, expiry: int = 0, add_time: int | None = None, rewound: bool = False) -> bool:
         """
         Add an item (expiry in epoch ms, 0 = none). False if the queue refuses it (full, item
-        too large, closed); QueueUnavailable while its journal cannot be written.
+        too large, closed); QueueUnavailable while its journal cannot be written. `rewound`:
+        a rewind adds it, as a copy of an item of the queue's history, which says so.
         """
         limits = self.limits
         if self.closed or len(data) > limits.max_item_size:
@@ -326,9 +347,10 @@ class PersistentQueue:
         while self.items >= limits.max_items or self.bytes >= limits.max_size:
             if not limits.discard_old_when_full or not self._memory:
                 return False
-            self._take_head()
+            discarded = self._take_head()
             self.journal.append(records.REMOVE_BYTES)
             self.discarded += 1
+            self._left(discarded, history_records.DISCARDED)
         now = self._now_ms()
         max_age_ms = limits.max_age_ms
         if max_age_ms is not None:
@@ -341,6 +363,9 @@ class PersistentQueue:
         self.journal.append(records.encode_addx(data, item.add_time, expiry))
         self._store(item)
         self.put_bytes += len(data)
+        history = self.history
+        if history is not None:
+            history.added(data, item.add_time, rewound)
         if self.reading_behind:
             self._fill_from_disk()
         else:
@@ -384,6 +409,8 @@ class PersistentQueue:
             self.journal.append(records.encode_remove_tentative(item.xid))
         else:
             self.journal.append(records.REMOVE_BYTES)
+            if self.history is not None:
+                self._left(item, history_records.READ)
         self._upkeep.after_change(self)
         self._fill_from_disk()
         return item
@@ -469,6 +496,8 @@ class PersistentQueue:
             return False
         entry[0].xid = 0
         self.journal.append(records.encode_confirm_remove(xid))
+        if self.history is not None:
+            self._left(entry[0], history_records.READ)
         return True
 
     def unremove(self, xid: int) -> bool:
@@ -500,6 +529,10 @@ class PersistentQueue:
         item = Item(data, self._now_ms(), expiry, self._next_seq)
         self.journal.append(records.encode_continue(xid, data, item.add_time, expiry))
         self._store(item)
+        history = self.history
+        if history is not None:
+            history.left(entry[0].data, entry[0].add_time, history_records.READ)
+            history.added(data, item.add_time)
         if not self.reading_behind:
             self.waiters.trigger()
         return True
@@ -555,9 +588,10 @@ class PersistentQueue:
         while memory and count < limit and self._expired(memory[0], now, max_age_ms):
             if self.expired_sink is not None and not self._hand_on_expired(memory[0]):
                 break
-            self._take_head()
+            expired = self._take_head()
             self.journal.append(records.REMOVE_BYTES)
             self.expired_items += 1
+            self._left(expired, history_records.EXPIRED)
             count += 1
         self._fill_from_disk()
         return count
@@ -592,9 +626,10 @@ class PersistentQueue:
         while memory and memory[0].deliveries >= max_deliveries:
             if self.dead_letter_sink is not None and not self._hand_on_dead_letter(memory[0]):
                 return
-            self._take_head()
+            spent = self._take_head()
             self.journal.append(records.REMOVE_BYTES)
             self.dead_lettered += 1
+            self._left(spent, history_records.DEAD_LETTERED)
             # What follows may have expired (this also refills memory from disk).
             self.discard_expired()
 
@@ -618,6 +653,8 @@ class PersistentQueue:
     def flush(self) -> None:
         """Remove every queued item (open reads stay open)."""
         removed = self.items
+        if removed and self.history is not None:
+            self._flushed_to_history(self.history)
         self._memory.clear()
         self._returned_at_head = 0
         self.items = self.bytes = self.memory_bytes = 0
@@ -626,6 +663,37 @@ class PersistentQueue:
             self.journal.append(records.REMOVE_BYTES * removed)
         self.total_flushes += 1
         self._upkeep.after_change(self)
+
+    # History
+
+    def durable(self) -> Deferred | None:
+        """
+        With `sync_journal = 0`: a Deferred that fires once what the queue has written is on
+        disk, its journal's records and its history's (`Journal.durable`, `History.durable`).
+        None when there is nothing to wait for.
+        """
+        journaled = self.journal.durable()
+        history = self.history
+        if history is None:
+            return journaled
+        kept = history.durable()
+        if kept is None:
+            return journaled
+        if journaled is None:
+            return kept
+        return gatherResults([journaled, kept], consumeErrors=True)
+
+    def _left(self, item: Item, outcome: int) -> None:
+        """`item` left the queue: its history says so."""
+        history = self.history
+        if history is not None:
+            history.left(item.data, item.add_time, outcome)
+
+    def _flushed_to_history(self, history: History) -> None:
+        """A flush, before it: which reads stay open, and the oldest add time it removes from memory."""
+        open_reads = [history_records.key_of(item.data, item.add_time) for item, _ in self._open.values()]
+        oldest = min(item.add_time for item in self._memory) if self._memory else None
+        history.flushed(open_reads, oldest)
 
     # Closing
 
@@ -643,6 +711,8 @@ class PersistentQueue:
         if rewrite_if_empty and self.config.keep_journal and self.items == 0:
             self._upkeep.rewrite(self)
         self.journal.close()
+        if self.history is not None:
+            self.history.close()
 
     def destroy(self) -> Deferred:
         """Close and erase every journal file; fires once they are gone."""

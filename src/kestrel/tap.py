@@ -37,6 +37,7 @@ from kestrel.protocols.thrift.protocol import ThriftFactory
 from kestrel.server import ServerContext
 from kestrel.serverset import AdvertiseError, ServerSetService, advertised_endpoints, machine_address
 from kestrel.sqs.apps import Applications
+from kestrel.sqs.history import HistoryReads
 from kestrel.sqs.resource import SqsResource
 from kestrel.sqs.service import SqsService
 from kestrel.sqs.site import sqs_site
@@ -104,7 +105,10 @@ class KestrelService(MultiService):
         self._listen("text_listen", config.text_listen, TextFactory(self.server))
         self._listen("thrift_listen", config.thrift_listen, ThriftFactory(self.server))
         if self.sqs is not None:
-            resource = SqsResource(self.sqs, Applications(config.apps), reactor, self.sqs.account, config.sqs_cors_origins)
+            resource = SqsResource(
+                self.sqs, HistoryReads(self.collection), Applications(config.apps), reactor, self.sqs.account,
+                config.sqs_cors_origins,
+            )
             self._listen("sqs_listen", config.sqs_listen, sqs_site(resource, reactor, config.client_timeout))
         self.server.listeners = self.listener_addresses
         self.writer.batch_observer = self.server.latencies.fsync_delay.observe

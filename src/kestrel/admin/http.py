@@ -13,7 +13,10 @@ Reads are GET (or HEAD):
   /status, /status.json               the server status
   /metrics                            the Prometheus text format
   /latency.json                       the latency histograms: bounds, counts, count, sum
-Control is POST only: /reload, /shutdown, /quiesce, /status?set=NAME.
+Control is POST only: /reload, /shutdown, /quiesce, /status?set=NAME, and
+  /rewind?queue=NAME&since=T[&until=T]   put the items a retained queue got from `since` up
+                                      to `until` (epoch ms or RFC 3339) back into it as new
+                                      items (doc/history.md): {"queue": NAME, "rewound": N}
 
 A GET on a control path is a 405, an unknown path a 404; every error has a JSON body
 {"error": "..."}. Control requests that carry an Origin header come from a web page in a
@@ -29,18 +32,23 @@ from functools import partial
 from importlib.resources import files
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from kestrel.admin.metrics import LATENCIES, metrics_registry
 from kestrel.config import ConfigError
+from kestrel.history import NoSuchQueue, NotRetained
 from kestrel.protocols.http_channel import PacedChannel
 from kestrel.server import ServerContext
 from kestrel.stats_listing import QUEUES_OMITTED, Listing, by_name, deepest
 from kestrel.status import Status, StatusError, StatusNotConfigured
+from kestrel.timestamps import parse_timestamp
 
-Handler = Callable[[Request], bytes]
+# A handler answers with a body, or with a Deferred of one for what takes the engine a while (rewind).
+Handler = Callable[[Request], "bytes | Deferred[bytes]"]
 
 READ_METHODS = (b"GET", b"HEAD")
 
@@ -113,17 +121,42 @@ class AdminResource(Resource):
             "/shutdown": self._shutdown,
             "/quiesce": self._quiesce,
             "/status": self._set_status,
+            "/rewind": self._rewind,
         }
 
-    def render(self, request: Request) -> bytes:
+    def render(self, request: Request) -> bytes | int:
         path = request.path.decode("utf-8", "replace")
         try:
-            return self._route(path, request)(request)
-        except AdminError as error:
-            return json_body(request, {"error": str(error)}, error.code)
+            body = self._route(path, request)(request)
         except Exception:
-            self.log.failure("admin request {path} failed", path=path)
-            return json_body(request, {"error": "internal error; see the server log"}, 500)
+            return self._refusal(Failure(), request, path)
+        if isinstance(body, Deferred):
+            self._answer_later(request, path, body)
+            return NOT_DONE_YET
+        return body
+
+    def _refusal(self, failure: Failure, request: Request, path: str) -> bytes:
+        if failure.check(AdminError):
+            return json_body(request, {"error": str(failure.value)}, failure.value.code)
+        self.log.failure("admin request {path} failed", failure, path=path)
+        return json_body(request, {"error": "internal error; see the server log"}, 500)
+
+    def _answer_later(self, request: Request, path: str, pending: Deferred[bytes]) -> None:
+        """Write the body ``pending`` gives, or its refusal, unless the client has gone (the work goes on)."""
+        gone = False
+
+        def client_left(_: Failure) -> None:
+            nonlocal gone
+            gone = True
+
+        def answer(body: bytes) -> None:
+            if not gone:
+                request.setHeader(b"content-length", b"%d" % len(body))
+                request.write(body)
+                request.finish()
+
+        request.notifyFinish().addErrback(client_left)
+        pending.addErrback(self._refusal, request, path).addCallback(answer)
 
     def _route(self, path: str, request: Request) -> Handler:
         read, control = self._reads.get(path), self._controls.get(path)
@@ -267,6 +300,40 @@ class AdminResource(Resource):
         if len(names) != 1:
             raise AdminError(400, "name one status: /status?set=up|readonly|quiescent|writeavoid")
         return self._change_status(request, names[0])
+
+    def _rewind(self, request: Request) -> Deferred[bytes]:
+        name = self._one_argument(request, "queue")
+        since = self._time_argument(request, "since")
+        until = self._time_argument(request, "until") if query(request, "until") else None
+        if until is not None and until < since:
+            raise AdminError(400, "until is before since")
+
+        def rewound(count: int) -> bytes:
+            self.log.info("rewound {count} items of queue {queue} added from {since} to {until}",
+                          count=count, queue=name, since=since, until=until)
+            return json_body(request, {"queue": name, "rewound": count})
+
+        def refused(failure: Failure) -> Failure:
+            if failure.check(NoSuchQueue):  # or an alias: it has no history of its own
+                raise AdminError(404, f"no such queue: {name}")
+            if failure.check(NotRetained):
+                raise AdminError(409, f"queue {name} keeps no history to rewind: its retain setting is off")
+            return failure
+
+        return self.collection.rewind(name, since, until).addCallbacks(rewound, refused)
+
+    @staticmethod
+    def _one_argument(request: Request, name: str) -> str:
+        values = query(request, name)
+        if len(values) != 1 or not values[0]:
+            raise AdminError(400, f"give {name} once")
+        return values[0]
+
+    def _time_argument(self, request: Request, name: str) -> int:
+        try:
+            return parse_timestamp(self._one_argument(request, name))
+        except ValueError as error:
+            raise AdminError(400, f"{name}: {error}") from None
 
     def _change_status(self, request: Request, name: str) -> bytes:
         try:

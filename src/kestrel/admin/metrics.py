@@ -38,6 +38,8 @@ QUEUE_GAUGES: tuple[tuple[str, str, QueueReading], ...] = (
     ("waiters", "Blocked reads waiting for an item.", lambda q: len(q.waiters)),
     ("journal_bytes", "Bytes in all the journal files of the queue, rotated ones included.",
      lambda q: q.journal.size + q.journal.archived),
+    ("disk_bytes", "Bytes on disk: the journal files and the retained history (retain).", lambda q: q.disk_bytes),
+    ("retained_bytes", "Bytes of retained history on disk; 0 without retain.", lambda q: q.retained_bytes),
     ("age_seconds", "Time since the add of the item read last; 0 when the queue is empty.", lambda q: q.age_ms() / 1000),
     ("max_items", "The configured item limit.", lambda q: q.config.max_items),
     ("max_bytes", "The configured byte limit.", lambda q: q.config.max_size),

@@ -58,7 +58,7 @@ def write_all(fd: int, data: bytes | bytearray) -> None:
 
 class OpenJournals:
     """
-    The journal files the writer thread holds open, least recently written first, never more
+    The journal (and history) files the writer thread holds open, least recently written first, never more
     than `cap`: opening one more closes the least recently written first. `close_idle`, run
     every idle period, closes those not written since the run before. Writer thread only.
     """
@@ -69,7 +69,7 @@ class OpenJournals:
         self.cap = cap
         # Insertion order is the order of last writes; the value says whether the file was
         # written since the last `close_idle`.
-        self._files: dict[JournalFiles, bool] = {}
+        self._files: dict[HeldFile, bool] = {}
 
     def __len__(self) -> int:
         return len(self._files)
@@ -79,11 +79,11 @@ class OpenJournals:
         while len(self._files) >= self.cap:
             next(iter(self._files)).release()
 
-    def written(self, journal: JournalFiles) -> None:
+    def written(self, journal: HeldFile) -> None:
         self._files.pop(journal, None)
         self._files[journal] = True
 
-    def closed(self, journal: JournalFiles) -> None:
+    def closed(self, journal: HeldFile) -> None:
         self._files.pop(journal, None)
 
     def close_idle(self) -> int:
@@ -96,49 +96,34 @@ class OpenJournals:
         return len(self._files)
 
 
-class JournalFiles:
-    """The files of one queue: `<name>` is written, `<name>.<ms>` are rotated away."""
+class HeldFile:
+    """
+    A file a queue writes (its journal's current file, or its history's newest segment), held
+    open between writes until it is idle or the cap needs its descriptor, and fsynced as the
+    queue's `sync_journal` promises: each write says whether it owes an fsync, which closing
+    the file (for idleness, the cap or another file) must not skip.
+    """
 
-    # Slots: every queue has one, and a million queues is a use case (issue 15).
-    __slots__ = ("directory", "name", "_open_journals", "_current", "_size", "_sync_owed", "_sync_queued")
+    # Slots (and in subclasses): every queue has one, and a million queues is a use case (issue 15).
+    __slots__ = ("_open_journals", "_current", "_sync_owed", "_sync_queued")
 
-    def __init__(self, directory: str, name: str, open_journals: OpenJournals):
-        self.directory = directory
-        self.name = name
+    def __init__(self, open_journals: OpenJournals):
         self._open_journals = open_journals
         self._current: int | None = None
-        self._size = 0
-        # Written since the last fsync, by a journal whose sync_journal promises one.
+        # Written since the last fsync, by a source whose sync_journal promises one.
         self._sync_owed = False
         # A periodic fsync is waiting for the fsync thread (set by the writer thread, cleared
         # by the fsync thread as it starts).
         self._sync_queued = False
 
-    def path(self, filename: str) -> str:
-        return os.path.join(self.directory, filename)
-
     @property
     def is_open(self) -> bool:
         return self._current is not None
 
-    def write(self, data: bytes | bytearray, owes_sync: bool = False) -> None:
-        """
-        Append whole records: a write that fails is cut back off, so no record is left
-        half-written. `owes_sync`: the journal's sync_journal promises an fsync of them, which
-        closing the file for idleness or for the cap must not skip.
-        """
-        if self._current is None:
-            self._open_journals.make_room()
-            self._current = os.open(self.path(self.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            self._size = os.fstat(self._current).st_size
-        self._open_journals.written(self)
-        try:
-            write_all(self._current, data)
-        except OSError:
-            os.ftruncate(self._current, self._size)
-            raise
-        self._size += len(data)
-        self._sync_owed = self._sync_owed or owes_sync
+    def _open(self, path: str) -> int:
+        self._open_journals.make_room()
+        fd = self._current = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return fd
 
     def fsync(self) -> None:
         if self._current is not None:
@@ -147,9 +132,9 @@ class JournalFiles:
 
     def release(self) -> None:
         """
-        Close the current file until the next write, as idle or to make room under the cap;
-        first fsync it when its journal's sync_journal still owes that (a periodic fsync
-        finds the file closed and has nothing left to do).
+        Close the file until the next write, as idle or to make room under the cap; first
+        fsync it when its sync_journal still owes that (a periodic fsync then finds the file
+        closed and has nothing left to do).
         """
         fd, self._current = self._current, None
         if fd is None:
@@ -183,15 +168,50 @@ class JournalFiles:
         self._sync_queued = False
         fsync_and_close(fd)
 
-    def close(self) -> None:
-        self.fsync()
-        self._close_without_sync()
-
     def _close_without_sync(self) -> None:
+        """Close the file, fsynced already or not to be kept."""
         if self._current is not None:
             os.close(self._current)
             self._current = None
+            self._sync_owed = False
             self._open_journals.closed(self)
+
+
+class JournalFiles(HeldFile):
+    """The files of one queue: `<name>` is written, `<name>.<ms>` are rotated away."""
+
+    __slots__ = ("directory", "name", "_size")
+
+    def __init__(self, directory: str, name: str, open_journals: OpenJournals):
+        super().__init__(open_journals)
+        self.directory = directory
+        self.name = name
+        self._size = 0
+
+    def path(self, filename: str) -> str:
+        return os.path.join(self.directory, filename)
+
+    def write(self, data: bytes | bytearray, owes_sync: bool = False) -> None:
+        """
+        Append whole records: a write that fails is cut back off, so no record is left
+        half-written. `owes_sync`: the journal's sync_journal promises an fsync of them.
+        """
+        fd = self._current
+        if fd is None:
+            fd = self._open(self.path(self.name))
+            self._size = os.fstat(fd).st_size
+        self._open_journals.written(self)
+        try:
+            write_all(fd, data)
+        except OSError:
+            os.ftruncate(fd, self._size)
+            raise
+        self._size += len(data)
+        self._sync_owed = self._sync_owed or owes_sync
+
+    def close(self) -> None:
+        self.fsync()
+        self._close_without_sync()
 
     def rotate(self, rotated_filename: str, sync: bool = True) -> None:
         """Rename the current file away and start a new one; `sync` fsyncs the old one first."""

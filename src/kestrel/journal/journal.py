@@ -13,13 +13,13 @@ import os
 from typing import Any, ClassVar, Final, Iterator, Sequence
 
 from twisted.internet.defer import Deferred, fail
-from kestrel.clock import Clock, Timer
+from kestrel.clock import Clock
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from kestrel.journal import files, records
 from kestrel.journal.disk import JournalFiles, ReadBehindCursor
-from kestrel.journal.writer import JournalWriter, Operation, RetryingSource
+from kestrel.journal.writer import JournalWriter, SyncedSource
 
 
 def failing_softly(function, *args):
@@ -55,32 +55,32 @@ def state_size(opens: Sequence[tuple[int, Any]], items: Sequence[Any]) -> int:
     return size + sum(addx + (0 if item is None else len(item.data)) for item in items)
 
 
-class Journal(RetryingSource):
+class Journal(SyncedSource):
     """
     One queue name's files. A queue that keeps no journal (`keep_journal = false`) has one
     whose `keep` is False: it records nothing. The journal of a deleted queue passes to the
     next queue of that name while its erase is pending, so that the new queue's writes are
     queued behind the erase, never before it. A journal whose writes fail retries them
-    (RetryingSource); until then, its queue takes no new items.
+    (RetryingSource); until then, its queue takes no new items. It is fsynced as
+    `sync_journal` says (SyncedSource).
     """
 
     log: ClassVar[Logger] = Logger()
 
     def __init__(self, directory: str, name: str, writer: JournalWriter, clock: Clock, sync_journal: float | None = None):
-        super().__init__(writer, clock)
+        journal_files = JournalFiles(directory, name, writer.open_journals)
+        # `sync_journal`, like `keep`, is the queue's setting; the queue sets it.
+        super().__init__(writer, clock, journal_files, sync_journal)
         self.name = name
-        # Both are the queue's settings (`sync_journal`, `keep_journal`); the queue sets them.
-        self.sync_journal = sync_journal
         self.keep = True
         self._directory = directory
-        self._files = JournalFiles(directory, name, writer.open_journals)
+        self._files = journal_files
         # A tuple, not a list: it changes only when a file is added or dropped, and a tuple
         # of one costs a queue 40 bytes less (issue 15).
         self._segments: tuple[Segment, ...] = (Segment(0, name),)
         self._next_serial = 1
         self._archived = 0
         self._last_timestamp = 0
-        self._sync_call: Timer | None = None
         self._cursor: ReadBehindCursor | None = None
 
     def __repr__(self) -> str:
@@ -267,25 +267,7 @@ class Journal(RetryingSource):
         assert cursor is not None
         return cursor.read_items(self._layout(), need_bytes, max_items, self._now_ms())
 
-    # The writer's side
-
-    def take_operations(self) -> list[Operation]:
-        operations = super().take_operations()
-        if self.sync_journal == 0:
-            operations.append((self._files.fsync, (), None))
-        return operations
-
     # Internals
-
-    def _periodic_sync(self) -> None:
-        self._sync_call = None
-        self._schedule(self._files.fsync_aside, self._writer.background_sync)
-
-    def _cancel_sync(self) -> None:
-        if self._sync_call is not None:
-            if self._sync_call.active():
-                self._sync_call.cancel()
-            self._sync_call = None
 
     def _new_segment(self, filename: str, size: int = 0) -> Segment:
         segment = Segment(self._next_serial, filename, size)

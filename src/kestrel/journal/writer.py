@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from kestrel.clock import Clock, Timer
-from kestrel.journal.disk import OpenJournals
+from kestrel.journal.disk import HeldFile, OpenJournals
 
 Operation = tuple[Callable[..., Any], tuple, "Deferred | None"]
 
@@ -142,6 +142,40 @@ class RetryingSource:
         if self.failure is None:
             # A failing source waits for its retry instead.
             self._writer.mark_dirty(self)
+
+
+# Subclassed by Journal (compiled) and kestrel.history's History (interpreted).
+@mypyc_attr(allow_interpreted_subclasses=True)
+class SyncedSource(RetryingSource):
+    """
+    A RetryingSource that writes a file of a queue (`disk.HeldFile`: its journal, or its
+    history) and fsyncs it as the queue's `sync_journal` says (set anew whenever the queue's
+    config changes). 0: in every batch that takes its operations, after them, so that
+    `JournalWriter.when_done` covers the fsync. A period: at most that long after a write (the
+    subclass starts `_sync_call` as it writes), on the fsync thread when there is one. None: never.
+    """
+
+    def __init__(self, writer: JournalWriter, clock: Clock, synced: HeldFile, sync_journal: float | None = None):
+        super().__init__(writer, clock)
+        self.sync_journal = sync_journal
+        self._synced = synced
+        self._sync_call: Timer | None = None
+
+    def take_operations(self) -> list[Operation]:
+        operations = super().take_operations()
+        if self.sync_journal == 0:
+            operations.append((self._synced.fsync, (), None))
+        return operations
+
+    def _periodic_sync(self) -> None:
+        self._sync_call = None
+        self._schedule(self._synced.fsync_aside, self._writer.background_sync)
+
+    def _cancel_sync(self) -> None:
+        if self._sync_call is not None:
+            if self._sync_call.active():
+                self._sync_call.cancel()
+            self._sync_call = None
 
 
 class IdleJournalSweep:

@@ -8,13 +8,17 @@ query protocol may send the calls on one queue; OPTIONS is a CORS preflight), au
 (SigV4 on the reactor's clock, apps.py), decode (wire.py), handle (the service), encode. Each
 reply carries a request id of its own in `x-amzn-RequestId` and in its body, as SQS's do; a
 refusal is SQS's error in the request's wire.
+
+`GET /history/<queue>` (history.py) is the one path outside the API: a queue's retained
+history, authenticated the same way and granted as ReceiveMessage is, answered in JSON.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -24,11 +28,12 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from kestrel.sqs import history
 from kestrel.sqs.apps import App, Applications, Grant, check, visible
 from kestrel.sqs.errors import SqsError, sqs_error
 from kestrel.sqs.service import SqsService
 from kestrel.sqs.sigv4 import SignedRequest
-from kestrel.sqs.wire import QUEUE_URL_PATH, SqsCall, decode_request, encode_error, encode_result, request_wire
+from kestrel.sqs.wire import QUEUE_URL_PATH, decode_request, encode_error, encode_result, request_wire
 
 # A reply's status, headers and body.
 Reply = tuple[int, dict[str, str], bytes]
@@ -76,6 +81,12 @@ class _Exchange:
     access_key: str | None = None
     action: str | None = None
 
+    def error_reply(self, error: SqsError) -> Reply:
+        """SQS's error in the request's wire; on the history route, the route's JSON error."""
+        if history.is_history_path(self.request.path):
+            return history.encode_error(error, self.request_id)
+        return encode_error(request_wire(self.headers), error, self.request_id)
+
 
 class SqsResource(Resource):
     """Every path of the SQS listener."""
@@ -86,6 +97,7 @@ class SqsResource(Resource):
     def __init__(
         self,
         service: SqsService,
+        reads: history.HistoryReads,
         applications: Applications,
         clock: IReactorTime,
         account: str,
@@ -93,6 +105,7 @@ class SqsResource(Resource):
     ):
         super().__init__()
         self.service = service
+        self.history = reads
         self.applications = applications
         self.clock = clock
         self.cors_origins = frozenset(cors_origins)
@@ -106,6 +119,8 @@ class SqsResource(Resource):
         try:
             if request.method == b"OPTIONS":
                 return self._preflight(exchange)
+            if history.is_history_path(request.path):
+                return self._history(exchange, signed)
             return self._call(exchange, signed)
         except SqsError as error:
             return self._write_headers(request, self._refusal(exchange, error))
@@ -121,21 +136,40 @@ class SqsResource(Resource):
     def _call(self, exchange: _Exchange, signed: SignedRequest) -> bytes | int:
         request = exchange.request
         path = _route(request)
-        app = self.applications.authenticate(signed, self.clock.seconds())
-        exchange.access_key = app.access_key
+        app = self._authenticate(exchange, signed)
         call = decode_request(signed.method, path, signed.query, signed.headers, signed.body)
         exchange.action = call.action
         base_url = _base_url(request)
         result = self.service.handle(call, base_url, Authorization(app, f"{base_url}/{self.account}/"))
         if isinstance(result, Deferred):
-            self._answer_later(exchange, call, result)
+            self._answer_later(exchange, result, lambda answer: encode_result(call, answer, exchange.request_id))
             return NOT_DONE_YET
         return self._write_headers(request, encode_result(call, result, exchange.request_id))
 
-    def _answer_later(self, exchange: _Exchange, call: SqsCall, pending: Deferred) -> None:
+    def _history(self, exchange: _Exchange, signed: SignedRequest) -> int:
+        """`GET /history/<queue>`: authenticated as every call is, then the `read` grant on the queue."""
+        request = exchange.request
+        exchange.action = "history"
+        if request.method != history.METHOD:
+            request.setHeader("Allow", history.METHOD.decode())
+            raise history.method_not_allowed(request.method)
+        app = self._authenticate(exchange, signed)
+        query = history.parse_query(request.path, signed.query)
+        Authorization(app, _base_url(request) + history.PATH_PREFIX.decode())("read", query.queue)
+        pending = self.history.read(query)
+        self._answer_later(exchange, pending, partial(history.encode_page, request_id=exchange.request_id))
+        return NOT_DONE_YET
+
+    def _authenticate(self, exchange: _Exchange, signed: SignedRequest) -> App:
+        """The app that signed the request (SqsError if none did), on the reactor's clock."""
+        app = self.applications.authenticate(signed, self.clock.seconds())
+        exchange.access_key = app.access_key
+        return app
+
+    def _answer_later(self, exchange: _Exchange, pending: Deferred, encode: Callable[[Any], Reply]) -> None:
         """
-        Answer when ``pending`` (a long poll) fires. A client that goes away first cancels it,
-        which makes the service give back what it held for the call.
+        Answer with ``encode`` of what ``pending`` (a long poll, a history read) gives. A client
+        that goes away first cancels it, which makes the service give back what it held for the call.
         """
         request = exchange.request
         gone = False
@@ -145,9 +179,9 @@ class SqsResource(Resource):
             gone = True
             pending.cancel()
 
-        def answered(result: dict[str, Any]) -> None:
+        def answered(result: Any) -> None:
             if not gone:
-                self._finish(request, encode_result(call, result, exchange.request_id))
+                self._finish(request, encode(result))
 
         def failed(failure: Failure) -> None:
             if gone and failure.check(CancelledError):
@@ -194,7 +228,7 @@ class SqsResource(Resource):
             method=request.method.decode("latin-1"), path=request.path.decode("latin-1"), client=_client(request),
             access_key=exchange.access_key, action=exchange.action,
         )
-        return encode_error(request_wire(exchange.headers), error, exchange.request_id)
+        return exchange.error_reply(error)
 
     def _internal_error(self, exchange: _Exchange, failure: Failure) -> Reply:
         request = exchange.request
@@ -205,7 +239,7 @@ class SqsResource(Resource):
             action=exchange.action,
         )
         error = sqs_error("InternalError", f"The server failed; see its log for request {exchange.request_id}.")
-        return encode_error(request_wire(exchange.headers), error, exchange.request_id)
+        return exchange.error_reply(error)
 
     @staticmethod
     def _write_headers(request: Request, reply: Reply) -> bytes:

@@ -26,6 +26,9 @@ another path.)
 
 ``X-Amz-Security-Token`` (temporary credentials, header or query) is ignored: txkestrel
 issues none, and the access key alone names the application.
+
+``sign`` signs a request the same way, with an Authorization header over Host and
+X-Amz-Date, for txkestrel's own clients (`kestrel history`), which need no botocore.
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ MAX_SKEW = 15 * 60
 # The longest X-Amz-Expires SigV4 allows a presigned URL: 7 days.
 MAX_PRESIGNED_EXPIRES = 7 * 24 * 3600
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+# The region ``sign`` names: the server takes any (``_credential``), and SDKs default to this one.
+DEFAULT_REGION = "us-east-1"
+# The headers ``sign`` signs: the request's Host, and the X-Amz-Date it adds.
+_SIGNED_BY_SIGN = "host;x-amz-date"
 
 _TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _TIMESTAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z")
@@ -142,13 +149,30 @@ def verify(request: SignedRequest, secret_for: Callable[[str], bytes | None], no
     key = _signing_key(secret, authorization.date, authorization.region)
     payload_hash = _payload_hash(request)
     for canonical_request in _canonical_requests(request, authorization, payload_hash):
-        string_to_sign = "\n".join(
-            (ALGORITHM, authorization.timestamp, authorization.scope, sha256(canonical_request).hexdigest())
-        )
-        expected = hmac.new(key, string_to_sign.encode(), sha256).hexdigest().encode()
+        expected = _signature(key, authorization.timestamp, authorization.scope, canonical_request)
         if hmac.compare_digest(expected, authorization.signature):
             return authorization.access_key
     raise _mismatch(_MISMATCH)
+
+
+def sign(request: SignedRequest, access_key: str, secret: bytes, now: float, region: str = DEFAULT_REGION) -> dict[str, str]:
+    """
+    The headers that sign ``request`` (whose headers must hold its ``host``) at ``now``, as
+    botocore's SigV4Auth signs it: ``X-Amz-Date`` and ``Authorization``.
+    """
+    timestamp = _timestamp(now)
+    date = timestamp[:8]
+    scope = "/".join((date, region, SERVICE, TERMINATOR))
+    headers = {**request.headers, "x-amz-date": timestamp}
+    canonical_request = _canonical_request(
+        SignedRequest(request.method, request.path, request.query, headers, request.body),
+        _SIGNED_BY_SIGN, _canonical_query(_query_pairs(request.query)), sha256(request.body).hexdigest(),
+    )
+    signature = _signature(_signing_key(secret, date, region), timestamp, scope, canonical_request).decode()
+    return {
+        "X-Amz-Date": timestamp,
+        "Authorization": f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={_SIGNED_BY_SIGN}, Signature={signature}",
+    }
 
 
 def _authorization(request: SignedRequest, now: float) -> _Authorization:
@@ -347,16 +371,29 @@ def _payload_hash(request: SignedRequest) -> str:
 
 def _canonical_requests(request: SignedRequest, authorization: _Authorization, payload_hash: str) -> Iterable[bytes]:
     """The canonical request, then for a header-signed request the one with its query as sent (curl before 8.x)."""
-    headers = "".join(
-        f"{name}:{_trimmed(request.headers[name])}\n" for name in authorization.signed_headers.split(";")
-    ).encode("utf-8", "surrogateescape")
-    tail = b"\n".join((headers, authorization.signed_headers.encode("utf-8", "surrogateescape"), payload_hash.encode()))
-    method = request.method.encode("utf-8", "surrogateescape")
-    path = _canonical_path(request.path)
     queries = [_canonical_query(authorization.query)]
     if not authorization.presigned:
         queries.append(request.query)
-    return [b"\n".join((method, path, query, tail)) for query in dict.fromkeys(queries)]
+    return [
+        _canonical_request(request, authorization.signed_headers, query, payload_hash) for query in dict.fromkeys(queries)
+    ]
+
+
+def _canonical_request(request: SignedRequest, signed_headers: str, query: bytes, payload_hash: str) -> bytes:
+    headers = "".join(
+        f"{name}:{_trimmed(request.headers[name])}\n" for name in signed_headers.split(";")
+    ).encode("utf-8", "surrogateescape")
+    method = request.method.encode("utf-8", "surrogateescape")
+    return b"\n".join((
+        method, _canonical_path(request.path), query, headers, signed_headers.encode("utf-8", "surrogateescape"),
+        payload_hash.encode(),
+    ))
+
+
+def _signature(key: bytes, timestamp: str, scope: str, canonical_request: bytes) -> bytes:
+    """The hex signature, as bytes, of a canonical request under a signing key (_signing_key)."""
+    string_to_sign = "\n".join((ALGORITHM, timestamp, scope, sha256(canonical_request).hexdigest()))
+    return hmac.new(key, string_to_sign.encode(), sha256).hexdigest().encode()
 
 
 def _canonical_path(path: bytes) -> bytes:

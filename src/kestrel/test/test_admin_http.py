@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
 from kestrel.admin import loopback_unless_named
@@ -172,7 +173,7 @@ def test_unknown_path_is_a_json_404(admin):
     assert response.json() == {"error": "no such endpoint: /nothing/here"}
 
 
-@pytest.mark.parametrize("path", ["/reload", "/shutdown", "/quiesce"])
+@pytest.mark.parametrize("path", ["/reload", "/shutdown", "/quiesce", "/rewind"])
 def test_get_on_a_control_path_is_a_405(admin, kestrel, path):
     response = call(admin, "GET", path)
     assert response.code == 405
@@ -294,3 +295,75 @@ def test_a_failing_endpoint_is_a_json_500(admin, kestrel, captured_logs):
     assert response.code == 500
     assert "error" in response.json()
     assert any("admin request /stats.json failed" in message for message in captured_logs.messages())
+
+
+# Rewind
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ({"since": "0"}, "give queue once"),
+        ({"queue": "jobs"}, "give since once"),
+        ({"queue": "jobs", "since": "yesterday"}, "since: expected epoch milliseconds or an RFC 3339 time"),
+        ({"queue": "jobs", "since": "0", "until": "2026-12-02T22:30:00"}, "until: expected"),
+        ({"queue": "jobs", "since": "10", "until": "9"}, "until is before since"),
+    ],
+)
+def test_a_rewind_with_bad_parameters_is_a_400(admin, kestrel, args, words):
+    kestrel.add("jobs", b"one")
+    response = call(admin, "POST", "/rewind", **args)
+    assert response.code == 400
+    assert words in response.json()["error"]
+
+
+def test_a_rewind_of_no_queue_is_a_404(harness, tmp_path):
+    kestrel = ServerHarness(harness, aliases={"everything": ("jobs",)})
+    admin = AdminResource(kestrel.server)
+    kestrel.add("jobs", b"one")
+    for name in ("nothing", "everything"):
+        response = rewind(kestrel, admin, queue=name, since="0")
+        assert (response.code, response.json()) == (404, {"error": f"no such queue: {name}"})
+
+
+def test_a_rewind_from_a_web_page_is_refused(admin, kestrel):
+    kestrel.add("jobs", b"one")
+    response = call(admin, "POST", "/rewind", headers={"Origin": "http://example.com"}, queue="jobs", since="0")
+    assert response.code == 403
+
+
+def rewind(kestrel: ServerHarness, admin: AdminResource, **args) -> Response:
+    """A POST /rewind, answered once the engine's Deferred has fired (the writer settled)."""
+    request = DummyRequest([b"rewind"])
+    request.method, request.path, request.uri = b"POST", b"/rewind", b"/rewind"
+    request.args = {name.encode(): [value.encode()] for name, value in args.items()}
+    assert admin.render(request) == NOT_DONE_YET
+    kestrel.settle()
+    assert request.finished
+    return Response(request, b"".join(request.written))
+
+
+@pytest.fixture
+def retained(harness) -> ServerHarness:
+    return ServerHarness(harness, queue_overrides={"jobs": {"retain": 3600.0}})
+
+
+def test_a_rewind_puts_each_item_of_the_window_back_once_in_order(retained):
+    admin = AdminResource(retained.server)
+    retained.add("jobs", b"one", b"two")
+    retained.clock.advance(1)
+    retained.add("jobs", b"three")
+    assert retained.contents("jobs") == [b"one", b"two", b"three"]
+    since = int(retained.clock.seconds() * 1000) - 1000
+    response = rewind(retained, admin, queue="jobs", since=str(since), until=str(since + 1000))
+    assert (response.code, response.json()) == (200, {"queue": "jobs", "rewound": 2})
+    assert retained.contents("jobs") == [b"one", b"two"]
+    # The copies are items added now, marked as a rewind's: a window up to now passes them by.
+    assert rewind(retained, admin, queue="jobs", since="1970-01-01T00:00:00Z").json() == {"queue": "jobs", "rewound": 3}
+    assert retained.contents("jobs") == [b"one", b"two", b"three"]
+
+
+def test_a_rewind_of_a_queue_without_retain_is_a_409(admin, kestrel):
+    kestrel.add("plain", b"one")
+    response = rewind(kestrel, admin, queue="plain", since="0")
+    assert (response.code, response.json()) == (409, {"error": "queue plain keeps no history to rewind: its retain setting is off"})

@@ -23,12 +23,13 @@ CLIENT = IPv4Address("TCP", "127.0.0.1", 40000)
 METHODS = [b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"TRACE", b"CONNECT", b"PATCH", b"get", b"BREW", b"G\x00T", b""]
 PATHS = [
     b"/ping", b"/ping.json", b"/stats", b"/stats.json", b"/stats.txt", b"/server_info", b"/status", b"/status.json",
-    b"/metrics", b"/reload", b"/shutdown", b"/quiesce", b"/", b"", b"*", b"/nope", b"//ping", b"/ping/", b"/../etc/passwd",
+    b"/metrics", b"/reload", b"/shutdown", b"/quiesce", b"/rewind", b"/", b"", b"*", b"/nope", b"//ping", b"/ping/", b"/../etc/passwd",
     b"/%00", b"/%ff%fe", b"/\xff", b"/stats.json/x", b"http://host/ping", b"/" + b"a" * 300,
 ]
 QUERIES = [
     b"", b"?", b"?queue=calm", b"?queue=nope", b"?queue=%ff", b"?queue=", b"?queue=a/b", b"?set=up", b"?set=readonly",
-    b"?set=bogus", b"?set=up&set=down", b"?set", b"?%zz=%", b"?&&=&", b"?queue=calm&queue=nope",
+    b"?set=bogus", b"?set=up&set=down", b"?set", b"?%zz=%", b"?&&=&", b"?queue=calm&queue=nope", b"?queue=calm&since=0",
+    b"?queue=calm&since=2026-12-02T22:30:00Z&until=1", b"?queue=nope&since=0",
 ]
 VERSIONS = [b" HTTP/1.1", b" HTTP/1.0", b" HTTP/2.0", b" HTTP/0.9", b" FOO", b"", b" HTTP/1.1 extra"]
 HEADERS = [

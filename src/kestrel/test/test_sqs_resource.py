@@ -23,14 +23,16 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSPreparedRequest, AWSRequest, AWSResponse
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from kestrel.sqs import site as sqs_site_module
+from kestrel.history import NoSuchQueue
 from kestrel.sqs.apps import App, Applications
 from kestrel.sqs.errors import SqsError, sqs_error
+from kestrel.sqs.history import HistoryReads
 from kestrel.sqs.resource import CORS_ALLOWED_HEADERS, SqsResource
 from kestrel.sqs.site import LINGER, MAX_BODY, sqs_site
 from kestrel.sqs.wire import SqsCall
@@ -74,15 +76,26 @@ def botocore_signs_at_a_fixed_time(monkeypatch):
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: SIGNED_AT.replace(tzinfo=None))
 
 
-class Listener:
-    """A fake service behind a real resource and site, on a clock at the time botocore signs."""
+class NoQueues:
+    """A collection without queues, for the history route: every read fails at once, as the real one's does."""
 
-    def __init__(self, apps: dict[str, App] | None = None, cors_origins: tuple[str, ...] = ()):
+    def history(self, name: str, since_ms: int, until_ms: int | None, limit: int, cursor: str | None = None) -> Deferred:
+        return fail(NoSuchQueue(name))
+
+
+class Listener:
+    """
+    A fake service behind a real resource and site, on a clock at the time botocore signs;
+    the history route reads ``collection`` (a real one, or else NoQueues).
+    """
+
+    def __init__(self, apps: dict[str, App] | None = None, cors_origins: tuple[str, ...] = (), collection: Any = None):
         self.service = FakeService()
         self.clock = Clock()
         self.clock.advance(SIGNED_AT.timestamp())
         applications = Applications({"tests": APP} if apps is None else apps)
-        self.resource = SqsResource(self.service, applications, self.clock, "000000000000", cors_origins)
+        reads = HistoryReads(NoQueues() if collection is None else collection)
+        self.resource = SqsResource(self.service, reads, applications, self.clock, "000000000000", cors_origins)
         self.site = sqs_site(self.resource, self.clock)
 
     def connect(self) -> HttpConnection:

@@ -23,7 +23,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from kestrel.sqs.errors import SqsError
-from kestrel.sqs.sigv4 import MAX_SKEW, SignedRequest, identify, verify
+from kestrel.sqs.sigv4 import MAX_SKEW, SignedRequest, identify, sign as kestrel_sign, verify
 
 KEY = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -530,3 +530,23 @@ def test_curl_get_with_a_query_it_may_not_sort_verifies():
     assert verify(request, SECRETS.get, time.time()) == KEY
     tampered = dataclasses.replace(request, query=request.query.replace(b"=10", b"=1"))
     assert refusal(tampered, now=time.time()).code == "SignatureDoesNotMatch"
+
+
+# sign: the signer of txkestrel's own clients
+
+
+@pytest.mark.parametrize("target", ["/history/jobs?since=0&limit=10", "/history/orders.fifo?since=2024-01-31T11%3A00%3A00Z&limit=5"])
+def test_sign_gives_the_headers_botocore_gives(target):
+    theirs = AWSRequest("GET", f"{ENDPOINT}{target}")
+    SigV4Auth(Credentials(KEY, SECRET), "sqs", "us-east-1").add_auth(theirs)
+    path, _, query = target.encode().partition(b"?")
+    ours = kestrel_sign(SignedRequest("GET", path, query, {"host": "localhost:9324"}, b""), KEY, SECRET.encode(), SIGNED_AT)
+    assert ours == {"X-Amz-Date": theirs.headers["X-Amz-Date"], "Authorization": theirs.headers["Authorization"]}
+
+
+def test_what_sign_signs_verifies_and_nothing_else_does():
+    unsigned = SignedRequest("GET", b"/history/jobs", b"since=0", {"host": "localhost:9324"}, b"")
+    headers = {**unsigned.headers, **{name.lower(): value for name, value in kestrel_sign(unsigned, KEY, SECRET.encode(), SIGNED_AT).items()}}
+    signed = dataclasses.replace(unsigned, headers=headers)
+    assert verify(signed, SECRETS.get, SIGNED_AT + 60) == KEY
+    assert refusal(dataclasses.replace(signed, query=b"since=1")).code == "SignatureDoesNotMatch"

@@ -11,6 +11,7 @@ def stats(queues: dict, gets: int = 0, sets: int = 0, connections: int = 3) -> d
                "head_age": oldest, "mem_items": min(items, 50), "logsize": total * 120}
         for name, (items, total, open_reads, oldest) in queues.items()
     }
+    full["mail"]["retained_bytes"] = 3 * 1024**2  # a queue with retain set
     server = {"curr_connections": connections, "cmd_get": gets, "cmd_set": sets, "curr_items": sum(q[0] for q in queues.values())}
     return {"server": server, "queues": full}
 
@@ -38,8 +39,9 @@ def test_a_rendered_frame_shows_the_server_and_each_queue():
     console.print(render(frame(BEFORE, AFTER)))
     lines = console.export_text().splitlines()
     assert lines[0].split() == ["status", "Up", "connections", "3", "gets/s", "50", "sets/s", "150", "items", "99", "queues", "4"]
-    assert lines[1].split() == ["queue", "items", "bytes", "in/s", "out/s", "open", "oldest", "memory", "disk", "journal"]
-    assert lines[2].split() == ["mail", "85", "8.3", "KB", "50", "10", "1", "90.0", "s", "50", "35", "17.6", "KB"]
+    assert lines[1].split() == ["queue", "items", "bytes", "in/s", "out/s", "open", "oldest", "memory", "disk", "journal", "retained"]
+    assert lines[2].split() == ["mail", "85", "8.3", "KB", "50", "10", "1", "90.0", "s", "50", "35", "17.6", "KB", "3.0", "MB"]
+    assert lines[3].split()[-2:] == ["0", "B"]  # no retain
     assert [line.split()[0] for line in lines[2:6]] == ["mail", "new", "jobs", "idle"]
 
 

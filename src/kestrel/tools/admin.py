@@ -53,6 +53,9 @@ def run(client: AdminClient, options: argparse.Namespace) -> str:
         return client.post("/status", set=options.name)
     if command in ("reload", "quiesce", "shutdown"):
         return client.post(f"/{command}")
+    if command == "rewind":
+        window = {"queue": options.queue, "since": options.since, "until": options.until}
+        return client.post("/rewind", **{key: value for key, value in window.items() if value is not None})
     return client.get({"ping": "/ping", "server-info": "/server_info", "metrics": "/metrics"}[command])
 
 

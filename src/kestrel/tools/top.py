@@ -50,6 +50,7 @@ class QueueRow:
     oldest_ms: int
     memory_items: int
     journal_bytes: int
+    retained_bytes: int = 0  # history kept by `retain` (doc/history.md)
 
     @property
     def growth(self) -> float:
@@ -90,6 +91,7 @@ def frame(previous: Sample, current: Sample) -> Frame:
             adds_per_second=added / interval, removes_per_second=max(removed, 0) / interval,
             open_reads=stats["open_transactions"], oldest_ms=stats.get("head_age", 0),
             memory_items=stats["mem_items"], journal_bytes=stats["logsize"],
+            retained_bytes=stats.get("retained_bytes", 0),
         ))
     rows.sort(key=lambda row: (-row.growth, -row.items, row.name))
     server, earlier_server = now["server"], before["server"]
@@ -118,6 +120,7 @@ def render(view: Frame, rows: int | None = None) -> Group:
     for column, justify in (
         ("queue", "left"), ("items", "right"), ("bytes", "right"), ("in/s", "right"), ("out/s", "right"),
         ("open", "right"), ("oldest", "right"), ("memory", "right"), ("disk", "right"), ("journal", "right"),
+        ("retained", "right"),
     ):
         table.add_column(column, justify=justify, no_wrap=True)
     shown = view.queues if rows is None else view.queues[:rows]
@@ -126,7 +129,7 @@ def render(view: Frame, rows: int | None = None) -> Group:
         table.add_row(
             row.name, f"{row.items:,}", size(row.bytes), f"{row.adds_per_second:,.0f}", f"{row.removes_per_second:,.0f}",
             f"{row.open_reads:,}", duration(row.oldest_ms), f"{row.memory_items:,}", f"{row.disk_items:,}", size(row.journal_bytes),
-            style=style,
+            size(row.retained_bytes), style=style,
         )
     parts = [header, table]
     if len(shown) < view.queue_count:
