@@ -24,7 +24,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 from mypy_extensions import mypyc_attr
 from twisted.application.internet import TimerService
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, gatherResults
+from twisted.internet.defer import Deferred, fail
 from kestrel.clock import Clock
 from twisted.logger import Logger
 
@@ -35,7 +35,7 @@ from kestrel.history.rewind import rewind
 from kestrel.history.segments import history_directory, retained_queues
 from kestrel.journal import files
 from kestrel.journal.journal import Journal
-from kestrel.journal.writer import JournalWriter
+from kestrel.journal.writer import JournalWriter, all_durable
 from kestrel.queue import Item, PersistentQueue, QueueUnavailable
 from kestrel.settings import RuntimeSettings
 
@@ -351,10 +351,7 @@ class QueueCollection(Service):
         if name not in self.config.aliases and not (fanout and name in self._children):
             queue = self._queues.get(name)
             return None if queue is None else queue.durable()
-        waits = [wait for wait in (queue.durable() for queue in self._targets(name, fanout)) if wait is not None]
-        if not waits:
-            return None
-        return waits[0] if len(waits) == 1 else gatherResults(waits, consumeErrors=True)
+        return all_durable(queue.durable() for queue in self._targets(name, fanout))
 
     def _targets(self, name: str, fanout: bool) -> Iterator[PersistentQueue]:
         destinations = self.config.aliases.get(name)

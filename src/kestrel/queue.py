@@ -13,7 +13,7 @@ import dataclasses
 import math
 from typing import Callable, ClassVar, Final, Sequence, cast
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred
 from kestrel.clock import Clock
 from twisted.logger import Logger
 
@@ -23,6 +23,7 @@ from kestrel.history import records as history_records
 from kestrel.history.log import History
 from kestrel.journal import records
 from kestrel.journal.journal import Journal
+from kestrel.journal.writer import all_durable
 from kestrel.read_behind import ReadBehind, ReadItems
 from kestrel.upkeep import Checkpoint, JournalUpkeep
 from kestrel.waiters import DeadlineWaitQueue, Waiter
@@ -672,16 +673,10 @@ class PersistentQueue:
         disk, its journal's records and its history's (`Journal.durable`, `History.durable`).
         None when there is nothing to wait for.
         """
-        journaled = self.journal.durable()
         history = self.history
         if history is None:
-            return journaled
-        kept = history.durable()
-        if kept is None:
-            return journaled
-        if journaled is None:
-            return kept
-        return gatherResults([journaled, kept], consumeErrors=True)
+            return self.journal.durable()
+        return all_durable((self.journal.durable(), history.durable()))
 
     def _left(self, item: Item, outcome: int) -> None:
         """`item` left the queue: its history says so."""

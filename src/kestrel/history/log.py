@@ -129,13 +129,11 @@ class History(SyncedSource):
                 checked.addCallback(self._tail_checked, segment)
                 self._schedule(self._files.cut_torn_tail, segment, result=checked)
             buffer = self._pending[segment] = bytearray()
-            self._schedule(self._files.write, segment, buffer, self.sync_journal is not None)
+            self._schedule(self._files.write, segment, buffer, self._owes_sync)
         buffer += record
         self._sizes[segment] += len(record)
         self.retained_bytes += len(record)
-        self._writer.add_unwritten(len(record))
-        if self.sync_journal and self._sync_call is None:
-            self._sync_call = self._clock.callLater(self.sync_journal, self._periodic_sync)
+        self._appended(len(record))
 
     def durable(self) -> Deferred | None:
         """

@@ -20,7 +20,7 @@ from typing import Iterator, NamedTuple, Sequence
 from kestrel.history import HistoryEntry
 from kestrel.history import records
 from kestrel.history.cursor import Position
-from kestrel.journal.disk import HeldFile, OpenJournals, write_all
+from kestrel.journal.disk import HeldFile, OpenJournals
 
 READ_CHUNK = 1 << 20
 HISTORY_FOLDER = ".history"
@@ -114,6 +114,8 @@ class HistoryFiles(HeldFile):
     one written last, fsynced as its queue's `sync_journal` says (`HeldFile`).
     """
 
+    __slots__ = ("directory", "_segment")
+
     def __init__(self, directory: str, open_journals: OpenJournals):
         super().__init__(open_journals)
         self.directory = directory
@@ -124,24 +126,15 @@ class HistoryFiles(HeldFile):
 
     def write(self, segment: int, data: bytes | bytearray, owes_sync: bool = False) -> None:
         """
-        Append whole records to a segment; a write that fails is cut back off. `owes_sync`:
-        the queue's sync_journal promises an fsync of them (moving on to another segment
-        fsyncs the one before first).
+        Append whole records to a segment (`HeldFile._append`); moving on to another segment
+        closes the one before, fsyncing it first when that is owed.
         """
-        fd = self._current
-        if fd is None or self._segment != segment:
+        if self._segment != segment:
             self.release()
-            os.makedirs(self.directory, exist_ok=True)
-            fd = self._open(self.path(segment))
             self._segment = segment
-        self._open_journals.written(self)
-        size = os.fstat(fd).st_size
-        try:
-            write_all(fd, data)
-        except OSError:
-            os.ftruncate(fd, size)
-            raise
-        self._sync_owed = self._sync_owed or owes_sync
+        if self._current is None:
+            os.makedirs(self.directory, exist_ok=True)
+        self._append(self.path(segment), data, owes_sync)
 
     def cut_torn_tail(self, segment: int) -> int:
         """
@@ -214,6 +207,27 @@ class HistoryFiles(HeldFile):
         return page.entries(), next_position
 
 
+class FoundEntry:
+    """An entry of a page as it is read: its add, and how and when it left once that is matched."""
+
+    __slots__ = ("added", "consumed", "outcome", "data", "key", "segment", "rewound")
+
+    def __init__(self, record: records.Added, segment: int):
+        self.added = record.added
+        self.consumed: int | None = None
+        self.outcome: str | None = None
+        self.data = record.data
+        self.key = record.key
+        self.segment = segment  # the segment its add is in
+        self.rewound = record.rewound
+
+    def leave(self, at: int, outcome: int) -> None:
+        self.consumed, self.outcome = at, records.OUTCOMES[outcome]
+
+    def entry(self) -> HistoryEntry:
+        return HistoryEntry(self.added, self.consumed, self.outcome, self.data, self.rewound)
+
+
 class PageBuilder:
     """The entries of one page as its segments are read, and their leaving matched to them."""
 
@@ -223,7 +237,7 @@ class PageBuilder:
         self._until = until
         self._limit = limit
         self._budget = budget
-        self._found: list[list] = []  # [added, consumed, outcome, data, key, segment, rewound]
+        self._found: list[FoundEntry] = []
         self._bytes = 0
         self.full = False  # the page has its entries: no more are taken
         self.ended = False  # an add at or after `until` was met: the window ends there
@@ -232,15 +246,14 @@ class PageBuilder:
     def read_segment(self, segment: int, segment_records: Iterator[tuple[records.Record, int, int]]) -> None:
         # The entries of this segment not matched yet, by key, oldest first: the records of
         # their leaving are in the same segment, after them.
-        unmatched: dict[records.Key, deque[list]] = {}
+        unmatched: dict[records.Key, deque[FoundEntry]] = {}
         for record, start, _ in segment_records:
             if isinstance(record, records.Added):
                 self._added(record, segment, start, unmatched)
             elif isinstance(record, records.Left):
                 waiting = unmatched.get(record.key)
                 if waiting:
-                    entry = waiting.popleft()
-                    entry[1], entry[2] = record.left, records.OUTCOMES[record.outcome]
+                    waiting.popleft().leave(record.left, record.outcome)
             else:
                 self._flushed(record, unmatched)
 
@@ -256,64 +269,59 @@ class PageBuilder:
             self.full = True
             self.next_position = Position(segment, start)
             return
-        key = record.key
-        entry = [record.added, None, None, record.data, key, segment, record.rewound]
+        entry = FoundEntry(record, segment)
         self._found.append(entry)
         self._bytes += len(record.data)
         if self._filed_here(record.add_time, segment):
-            unmatched.setdefault(key, deque()).append(entry)
+            unmatched.setdefault(entry.key, deque()).append(entry)
 
     def _filed_here(self, add_time: int, segment: int) -> bool:
         """Whether the leave of an item added in `segment` is filed there too (see `filed_under`)."""
         return add_time >= segment or segment == self._names[0]
 
     @staticmethod
-    def _flushed(record: records.Flushed, unmatched: dict[records.Key, deque[list]]) -> None:
+    def _flushed(record: records.Flushed, unmatched: dict[records.Key, deque[FoundEntry]]) -> None:
         # The reads open at the flush were the oldest of their items: those stay.
         still_open = Counter(record.open_reads)
         for key, waiting in unmatched.items():
             kept = still_open[key]
             while len(waiting) > kept:
-                entry = waiting.pop()
-                entry[1], entry[2] = record.at, records.OUTCOMES[records.FLUSHED_OUT]
+                waiting.pop().leave(record.at, records.FLUSHED_OUT)
 
-    def moved_in(self) -> dict[int, list[list]]:
+    def moved_in(self) -> dict[int, list[FoundEntry]]:
         """
         The entries whose leave is filed under an earlier segment, as they came with an add
         time older than their segment (a dead letter keeps its first add time), by that segment.
         """
-        elsewhere: dict[int, list[list]] = {}
+        elsewhere: dict[int, list[FoundEntry]] = {}
         for entry in self._found:
-            add_time, segment = entry[4][0], entry[5]
-            if not self._filed_here(add_time, segment):
+            add_time = entry.key[0]
+            if not self._filed_here(add_time, entry.segment):
                 elsewhere.setdefault(segment_index(self._names, add_time), []).append(entry)
         return {self._names[index]: entries for index, entries in elsewhere.items()}
 
     @staticmethod
-    def match_moved_in(moved: list[list], segment_records: Iterator[tuple[records.Record, int, int]]) -> None:
+    def match_moved_in(moved: list[FoundEntry], segment_records: Iterator[tuple[records.Record, int, int]]) -> None:
         """
         Match leaves in another segment to entries that came with an older add time: there,
         file order says nothing about them, so a leave (or flush) counts for the earliest
         entry with its key that was added before it and not matched yet.
         """
-        by_key: dict[records.Key, list[list]] = {}
+        by_key: dict[records.Key, list[FoundEntry]] = {}
         for entry in moved:
-            by_key.setdefault(entry[4], []).append(entry)
+            by_key.setdefault(entry.key, []).append(entry)
         for record, _, _ in segment_records:
             if isinstance(record, records.Left):
                 for entry in by_key.get(record.key, ()):
-                    if entry[1] is None and entry[0] <= record.left:
-                        entry[1], entry[2] = record.left, records.OUTCOMES[record.outcome]
+                    if entry.consumed is None and entry.added <= record.left:
+                        entry.leave(record.left, record.outcome)
                         break
             elif isinstance(record, records.Flushed):
                 still_open = Counter(record.open_reads)
                 for key, entries in by_key.items():
-                    waiting = [entry for entry in entries if entry[1] is None and entry[0] <= record.at]
+                    waiting = [entry for entry in entries if entry.consumed is None and entry.added <= record.at]
                     for entry in waiting[still_open[key]:]:
-                        entry[1], entry[2] = record.at, records.OUTCOMES[records.FLUSHED_OUT]
+                        entry.leave(record.at, records.FLUSHED_OUT)
 
     def entries(self) -> list[HistoryEntry]:
-        return [
-            HistoryEntry(added, consumed, outcome, data, rewound)
-            for added, consumed, outcome, data, _, _, rewound in self._found
-        ]
+        return [entry.entry() for entry in self._found]

@@ -105,11 +105,13 @@ class HeldFile:
     """
 
     # Slots (and in subclasses): every queue has one, and a million queues is a use case (issue 15).
-    __slots__ = ("_open_journals", "_current", "_sync_owed", "_sync_queued")
+    __slots__ = ("_open_journals", "_current", "_size", "_sync_owed", "_sync_queued")
 
     def __init__(self, open_journals: OpenJournals):
         self._open_journals = open_journals
         self._current: int | None = None
+        # The open file's size: where a failed write is cut back to.
+        self._size = 0
         # Written since the last fsync, by a source whose sync_journal promises one.
         self._sync_owed = False
         # A periodic fsync is waiting for the fsync thread (set by the writer thread, cleared
@@ -120,10 +122,25 @@ class HeldFile:
     def is_open(self) -> bool:
         return self._current is not None
 
-    def _open(self, path: str) -> int:
-        self._open_journals.make_room()
-        fd = self._current = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        return fd
+    def _append(self, path: str, data: bytes | bytearray, owes_sync: bool) -> None:
+        """
+        Append whole records to the file at `path`, opened (under the cap) unless it is the
+        one open: a write that fails is cut back off, so no record is left half-written.
+        `owes_sync`: the queue's sync_journal promises an fsync of them.
+        """
+        fd = self._current
+        if fd is None:
+            self._open_journals.make_room()
+            fd = self._current = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._size = os.fstat(fd).st_size
+        self._open_journals.written(self)
+        try:
+            write_all(fd, data)
+        except OSError:
+            os.ftruncate(fd, self._size)
+            raise
+        self._size += len(data)
+        self._sync_owed = self._sync_owed or owes_sync
 
     def fsync(self) -> None:
         if self._current is not None:
@@ -180,34 +197,19 @@ class HeldFile:
 class JournalFiles(HeldFile):
     """The files of one queue: `<name>` is written, `<name>.<ms>` are rotated away."""
 
-    __slots__ = ("directory", "name", "_size")
+    __slots__ = ("directory", "name")
 
     def __init__(self, directory: str, name: str, open_journals: OpenJournals):
         super().__init__(open_journals)
         self.directory = directory
         self.name = name
-        self._size = 0
 
     def path(self, filename: str) -> str:
         return os.path.join(self.directory, filename)
 
     def write(self, data: bytes | bytearray, owes_sync: bool = False) -> None:
-        """
-        Append whole records: a write that fails is cut back off, so no record is left
-        half-written. `owes_sync`: the journal's sync_journal promises an fsync of them.
-        """
-        fd = self._current
-        if fd is None:
-            fd = self._open(self.path(self.name))
-            self._size = os.fstat(fd).st_size
-        self._open_journals.written(self)
-        try:
-            write_all(fd, data)
-        except OSError:
-            os.ftruncate(fd, self._size)
-            raise
-        self._size += len(data)
-        self._sync_owed = self._sync_owed or owes_sync
+        """Append whole records to `<name>` (`HeldFile._append`)."""
+        self._append(self.path(self.name), data, owes_sync)
 
     def close(self) -> None:
         self.fsync()

@@ -155,13 +155,11 @@ class Journal(SyncedSource):
         if self._buffer is None:
             buffer = bytearray()
             # Per batch, not per append: whether a file closed for idleness owes an fsync first.
-            self._schedule(self._files.write, buffer, self.sync_journal is not None)
+            self._schedule(self._files.write, buffer, self._owes_sync)
             self._buffer = buffer
         self._buffer += record
         self._segments[-1].size += len(record)
-        self._writer.add_unwritten(len(record))
-        if self.sync_journal and self._sync_call is None:
-            self._sync_call = self._clock.callLater(self.sync_journal, self._periodic_sync)
+        self._appended(len(record))
 
     def durable(self) -> Deferred | None:
         """
@@ -191,7 +189,7 @@ class Journal(SyncedSource):
         self._archived += current.size
         self._new_segment(self.name)
         # A journal that never fsyncs need not pay for it on every rotation.
-        self._schedule(self._files.rotate, current.filename, self.sync_journal is not None)
+        self._schedule(self._files.rotate, current.filename, self._owes_sync)
         return current.serial
 
     def rewrite(self, opens: Sequence[tuple[int, Any]], items: Sequence[Any]) -> None:

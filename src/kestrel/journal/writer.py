@@ -23,11 +23,11 @@ from __future__ import annotations
 import resource
 from collections import deque
 from time import perf_counter
-from typing import Any, Callable, ClassVar, Protocol
+from typing import Any, Callable, ClassVar, Iterable, Protocol
 
 from mypy_extensions import mypyc_attr
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -144,6 +144,17 @@ class RetryingSource:
             self._writer.mark_dirty(self)
 
 
+def all_durable(waits: Iterable[Deferred | None]) -> Deferred | None:
+    """
+    One wait for the `durable` waits given (None: nothing to wait for), which fails as the
+    first of them that fails; None when there is none.
+    """
+    pending = [wait for wait in waits if wait is not None]
+    if not pending:
+        return None
+    return pending[0] if len(pending) == 1 else gatherResults(pending, consumeErrors=True)
+
+
 # Subclassed by Journal (compiled) and kestrel.history's History (interpreted).
 @mypyc_attr(allow_interpreted_subclasses=True)
 class SyncedSource(RetryingSource):
@@ -152,7 +163,8 @@ class SyncedSource(RetryingSource):
     history) and fsyncs it as the queue's `sync_journal` says (set anew whenever the queue's
     config changes). 0: in every batch that takes its operations, after them, so that
     `JournalWriter.when_done` covers the fsync. A period: at most that long after a write (the
-    subclass starts `_sync_call` as it writes), on the fsync thread when there is one. None: never.
+    subclass calls `_appended` for each record it queues), on the fsync thread when there is
+    one. None: never.
     """
 
     def __init__(self, writer: JournalWriter, clock: Clock, synced: HeldFile, sync_journal: float | None = None):
@@ -166,6 +178,17 @@ class SyncedSource(RetryingSource):
         if self.sync_journal == 0:
             operations.append((self._synced.fsync, (), None))
         return operations
+
+    @property
+    def _owes_sync(self) -> bool:
+        """Whether what is written now is owed an fsync, which closing its file must not skip."""
+        return self.sync_journal is not None
+
+    def _appended(self, size: int) -> None:
+        """`size` bytes were queued for the file: the writer counts them, and a period's fsync follows."""
+        self._writer.add_unwritten(size)
+        if self.sync_journal and self._sync_call is None:
+            self._sync_call = self._clock.callLater(self.sync_journal, self._periodic_sync)
 
     def _periodic_sync(self) -> None:
         self._sync_call = None
