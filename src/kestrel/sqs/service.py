@@ -37,8 +37,8 @@ from __future__ import annotations
 import base64
 import binascii
 from bisect import bisect_left, bisect_right
-from itertools import islice
-from typing import Any, Callable, Protocol
+from itertools import islice, takewhile
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
@@ -202,26 +202,10 @@ class SqsService:
 
     def _list_queues(self, call: SqsCall, base_url: str, authorize: Authorize) -> Result:
         prefix: str = call.params.get("QueueNamePrefix", "")
-        max_results: int | None = call.params.get("MaxResults")
         names = self._queue_names()
-        # The page starts where the names with the prefix do, or after the last name of the
-        # page before: found by bisection, so each page costs its own length, not the listing's.
-        start = bisect_left(names, prefix)
-        next_token: str | None = call.params.get("NextToken")
-        if next_token is not None:
-            start = max(start, bisect_right(names, _token_name(next_token)))
-        limit = LIST_LIMIT if max_results is None else max_results
-        page: list[str] = []
-        next_token = None
-        for name in islice(names, start, None):
-            if not name.startswith(prefix):
-                break
-            if authorize.visible(name):
-                if len(page) == limit:
-                    if max_results is not None:
-                        next_token = _name_token(page[-1])
-                    break
-                page.append(name)
+        start = _page_start(names, prefix, call.params.get("NextToken"))
+        with_prefix = takewhile(lambda name: name.startswith(prefix), map(names.__getitem__, range(start, len(names))))
+        page, next_token = _page((name for name in with_prefix if authorize.visible(name)), call.params.get("MaxResults"))
         result: dict[str, Any] = {}
         if page:
             result["QueueUrls"] = [queue_url(base_url, self.account, name) for name in page]
@@ -313,7 +297,9 @@ class SqsService:
             for source in self.collection.names()
             if self._dead_letter_queue(source) == engine and authorize.visible(sqs_name(source))
         ]
-        page, next_token = _page(sorted(sources), call.params.get("MaxResults"), call.params.get("NextToken"))
+        sources.sort()
+        start = _page_start(sources, "", call.params.get("NextToken"))
+        page, next_token = _page(sources[start:], call.params.get("MaxResults"))
         result: dict[str, Any] = {"queueUrls": [queue_url(base_url, self.account, name) for name in page]}
         if next_token:
             result["NextToken"] = next_token
@@ -524,15 +510,29 @@ def _check_tags(name: str, tags: dict[str, str]) -> None:
             )
 
 
-def _page(names: list[str], max_results: int | None, next_token: str | None) -> tuple[list[str], str | None]:
-    """One page of sorted names after `next_token` (the last name of the page before, in base64)."""
+def _page_start(names: Sequence[str], prefix: str, next_token: str | None) -> int:
+    """
+    Where a page of the sorted `names` starts: at the first with `prefix`, after the last of
+    the page before (`next_token`). Found by bisection, so that a page of a million names
+    costs its own length, not the listing's.
+    """
+    start = bisect_left(names, prefix)
     if next_token is not None:
-        after = _token_name(next_token)
-        names = [name for name in names if name > after]
-    if max_results is None:
-        return names[:LIST_LIMIT], None
-    page = names[:max_results]
-    return page, _name_token(page[-1]) if len(names) > max_results else None
+        start = max(start, bisect_right(names, _token_name(next_token)))
+    return start
+
+
+def _page(names: Iterable[str], max_results: int | None) -> tuple[list[str], str | None]:
+    """
+    The page the first of `names` make: `max_results` of them, with the NextToken of the rest
+    if there are more; without `max_results`, up to LIST_LIMIT and no NextToken, as SQS does.
+    """
+    limit = LIST_LIMIT if max_results is None else max_results
+    page = list(islice(names, limit + 1))
+    if len(page) <= limit:
+        return page, None
+    del page[limit:]
+    return page, None if max_results is None else _name_token(page[-1])
 
 
 def _name_token(name: str) -> str:
