@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from kestrel.load.pinned import LOAD_CORE, SERVER_CORE
 from kestrel.load.process import TWISTD, KestrelProcess, write_config
 from kestrel.load.replay import resident_memory
 
@@ -108,8 +109,9 @@ def stats_command(server: KestrelProcess, selector: str) -> tuple[int, float]:
     return len(json.loads(output).get("queues", {})), seconds
 
 
-def listing_figures(server: KestrelProcess, queues: int) -> dict[str, Any]:
+def listing_figures(server: KestrelProcess) -> dict[str, Any]:
     listed, seconds = list_queues(server.sqs_port)
+    pages = -(-listed // PAGE)
     prefixed, prefix_seconds = list_queues(server.sqs_port, PREFIX, pages=1)
     stats_listed, stats_seconds = stats_command(server, PREFIX + "*")
     began = time.perf_counter()
@@ -117,9 +119,9 @@ def listing_figures(server: KestrelProcess, queues: int) -> dict[str, Any]:
     admin_seconds = time.perf_counter() - began
     return {
         "list_queues_listed": listed,
-        "list_queues_pages": -(-listed // PAGE),
+        "list_queues_pages": pages,
         "list_queues_seconds": round(seconds, 2),
-        "list_queues_ms_per_page": round(1000 * seconds / max(1, -(-listed // PAGE)), 2),
+        "list_queues_ms_per_page": round(1000 * seconds / max(1, pages), 2),
         "list_queues_prefix_listed": prefixed,
         "list_queues_prefix_ms": round(1000 * prefix_seconds, 1),
         "stats_prefix_listed": stats_listed,
@@ -138,9 +140,11 @@ def run(
     config = write_config(directory, server_lines)
     command = None
     if pin:
-        # The server on core 0, this tool on core 1: neither takes the other's time.
-        os.sched_setaffinity(0, {1})
-        command = ["taskset", "-c", "0", TWISTD, "-n", "--pidfile=", "kestrel", "-c", str(config)]
+        # The server on one core, this tool on the other: neither takes the other's time. The
+        # server is started under taskset (not pinned after its start, as `pinned.Txkestrel`
+        # is) so that its restart is pinned too.
+        os.sched_setaffinity(0, {int(LOAD_CORE)})
+        command = ["taskset", "-c", SERVER_CORE, TWISTD, "-n", "--pidfile=", "kestrel", "-c", str(config)]
     server = KestrelProcess(directory, config, command=command).start()
     try:
         pid = server.process.pid
@@ -150,7 +154,7 @@ def run(
             server, queues, block, b"x" * item_size, lambda: most_descriptors.append(open_descriptors(pid)),
         )
         rss_after, descriptors = resident_memory(pid), open_descriptors(pid)
-        listing = listing_figures(server, queues)
+        listing = listing_figures(server)
         began = time.monotonic()
         server.stop(RESTART_TIMEOUT)
         stop_seconds = time.monotonic() - began
@@ -199,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=10_000, help="queues in the first and last windows compared")
     parser.add_argument("-b", "--bytes", type=int, default=64, help="bytes per item")
     parser.add_argument("--max-open-journals", type=int, help="the server's max_open_journals (default: its own)")
-    parser.add_argument("--pin", action="store_true", help="the server on core 0 (taskset), this tool on core 1")
+    parser.add_argument("--pin", action="store_true", help="the server on one core (taskset), this tool on the other")
     parser.add_argument("--dir", help="work directory (default: a temporary one)")
     parser.add_argument("--json", action="store_true", help="print one JSON result")
     options = parser.parse_args(argv)
